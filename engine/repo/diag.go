@@ -1,0 +1,155 @@
+package repo
+
+import (
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"cuelang.org/go/cue/errors"
+	"cuelang.org/go/cue/token"
+
+	"github.com/firebreak-dev/firebreak/schema"
+)
+
+// Diagnostic is one problem in a playbook repository, located in the
+// user's own file (never the embedded schema).
+type Diagnostic struct {
+	File    string `json:"file"` // relative to the repository root, slash-separated
+	Line    int    `json:"line"`
+	Col     int    `json:"col"`
+	Message string `json:"message"`
+}
+
+func (d Diagnostic) String() string {
+	if d.Line == 0 {
+		return d.File + ": " + d.Message
+	}
+	return fmt.Sprintf("%s:%d:%d: %s", d.File, d.Line, d.Col, d.Message)
+}
+
+// diags collects diagnostics, relative to dir, without duplicates.
+type diags struct {
+	dir  string
+	list []Diagnostic
+	seen map[Diagnostic]bool
+}
+
+func (ds *diags) add(d Diagnostic) {
+	if ds.seen == nil {
+		ds.seen = map[Diagnostic]bool{}
+	}
+	// A message is one line: CUE sometimes folds values over several.
+	d.Message = strings.Join(strings.Fields(d.Message), " ")
+	if ds.seen[d] {
+		return
+	}
+	ds.seen[d] = true
+	ds.list = append(ds.list, d)
+}
+
+// at adds a diagnostic at pos; an invalid pos falls back to file alone.
+func (ds *diags) at(pos token.Pos, fallbackFile, format string, args ...any) {
+	d := Diagnostic{File: fallbackFile, Message: fmt.Sprintf(format, args...)}
+	if pos.IsValid() && !schema.IsSchemaFile(pos.Filename()) {
+		d.File, d.Line, d.Col = ds.rel(pos.Filename()), pos.Line(), pos.Column()
+	}
+	ds.add(d)
+}
+
+// cue adds every error in err at its first position in a user file.
+// CUE reports a value outside a disjunction as "N errors in empty
+// disjunction" plus one conflict per alternative; those are folded into
+// one line that names the value and the alternatives.
+func (ds *diags) cue(err error, fallback token.Pos, fallbackFile string) {
+	type conflict struct {
+		pos        token.Pos
+		a, b       []string
+		firstIndex int
+	}
+	var order []string
+	conflicts := map[string]*conflict{}
+	disjunction := map[string]bool{}
+	for _, e := range errors.Errors(err) {
+		path := strings.Join(e.Path(), ".")
+		format, args := e.Msg()
+		pos := userPos(e, fallback)
+		switch {
+		case strings.HasSuffix(format, "errors in empty disjunction:"):
+			disjunction[path] = true
+			continue
+		case format == "conflicting values %s and %s" && len(args) == 2:
+			c := conflicts[path]
+			if c == nil {
+				c = &conflict{pos: pos, firstIndex: len(order)}
+				conflicts[path] = c
+				order = append(order, path)
+			}
+			c.a = append(c.a, fmt.Sprint(args[0]))
+			c.b = append(c.b, fmt.Sprint(args[1]))
+			continue
+		}
+		ds.at(pos, fallbackFile, "%s", strings.TrimSuffix(e.Error(), ":"))
+	}
+	for _, path := range order {
+		c := conflicts[path]
+		prefix := ""
+		if path != "" {
+			prefix = path + ": "
+		}
+		switch {
+		case !disjunction[path] || len(c.a) == 1:
+			for i := range c.a {
+				ds.at(c.pos, fallbackFile, "%sconflicting values %s and %s", prefix, c.a[i], c.b[i])
+			}
+		case allSame(c.b):
+			ds.at(c.pos, fallbackFile, "%s%s is not one of %s", prefix, c.b[0], strings.Join(c.a, " | "))
+		case allSame(c.a):
+			ds.at(c.pos, fallbackFile, "%s%s is not one of %s", prefix, c.a[0], strings.Join(c.b, " | "))
+		default:
+			for i := range c.a {
+				ds.at(c.pos, fallbackFile, "%sconflicting values %s and %s", prefix, c.a[i], c.b[i])
+			}
+		}
+	}
+}
+
+// userPos is the first position of e in a user file, not the schema.
+func userPos(e errors.Error, fallback token.Pos) token.Pos {
+	for _, p := range append([]token.Pos{e.Position()}, e.InputPositions()...) {
+		if p.IsValid() && !schema.IsSchemaFile(p.Filename()) {
+			return p
+		}
+	}
+	return fallback
+}
+
+func allSame(xs []string) bool {
+	for _, x := range xs {
+		if x != xs[0] {
+			return false
+		}
+	}
+	return true
+}
+
+func (ds *diags) rel(name string) string {
+	if r, err := filepath.Rel(ds.dir, name); err == nil && !strings.HasPrefix(r, "..") {
+		return filepath.ToSlash(r)
+	}
+	return filepath.ToSlash(name)
+}
+
+func (ds *diags) sorted() []Diagnostic {
+	out := slices.Clone(ds.list)
+	slices.SortStableFunc(out, func(a, b Diagnostic) int {
+		if c := strings.Compare(a.File, b.File); c != 0 {
+			return c
+		}
+		if a.Line != b.Line {
+			return a.Line - b.Line
+		}
+		return a.Col - b.Col
+	})
+	return out
+}
