@@ -69,7 +69,7 @@ func (ds *diags) cue(err error, fallback token.Pos, fallbackFile string) {
 	}
 	var order []string
 	conflicts := map[string]*conflict{}
-	disjunction := map[string]bool{}
+	disjunction, others := map[string]bool{}, map[string]bool{}
 	for _, e := range errors.Errors(err) {
 		path := strings.Join(e.Path(), ".")
 		format, args := e.Msg()
@@ -89,10 +89,17 @@ func (ds *diags) cue(err error, fallback token.Pos, fallbackFile string) {
 			c.b = append(c.b, fmt.Sprint(args[1]))
 			continue
 		}
+		others[path] = true
 		ds.at(pos, fallbackFile, "%s", strings.TrimSuffix(e.Error(), ":"))
 	}
 	for _, path := range order {
 		c := conflicts[path]
+		if disjunction[path] && others[path] {
+			// A value that failed every alternative of a disjunction
+			// with a default: the other error says why; the conflict
+			// with the default says nothing more.
+			continue
+		}
 		prefix := ""
 		if path != "" {
 			prefix = path + ": "

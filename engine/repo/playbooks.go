@@ -60,7 +60,7 @@ func (l *loader) playbooks(cfg *schema.Config) []*Playbook {
 }
 
 // playbook validates one playbook and decodes what the engine needs of it.
-func (l *loader) playbook(pkg cue.Value, name string, unit *Unit, cfg *schema.Config) *Playbook {
+func (l *loader) playbook(pkg cue.Value, name string, unit *Unit, cfg *schema.Config) (pb *Playbook) {
 	raw := pkg.LookupPath(cue.MakePath(cue.Str(name)))
 	pos := raw.Pos()
 	file := l.ds.rel(pos.Filename())
@@ -97,7 +97,7 @@ func (l *loader) playbook(pkg cue.Value, name string, unit *Unit, cfg *schema.Co
 			}
 		}
 	}
-	pb := &Playbook{Name: name, File: file, Line: pos.Line(), Match: raw.LookupPath(cue.ParsePath("match"))}
+	pb = &Playbook{Name: name, File: file, Line: pos.Line(), Match: raw.LookupPath(cue.ParsePath("match"))}
 	var meta struct {
 		Title    string   `json:"title"`
 		Owner    string   `json:"owner"`
@@ -105,6 +105,7 @@ func (l *loader) playbook(pkg cue.Value, name string, unit *Unit, cfg *schema.Co
 		GroupBy  []string `json:"group_by"`
 		Cooldown string   `json:"cooldown"`
 	}
+	metaOK := true
 	for _, f := range []struct {
 		path string
 		dst  any
@@ -114,27 +115,38 @@ func (l *loader) playbook(pkg cue.Value, name string, unit *Unit, cfg *schema.Co
 			if schemaErr == nil && fv.Exists() {
 				l.ds.at(fv.Pos(), file, "%s.%s: must be a literal value, not computed from the alert", name, f.path)
 			}
-			return nil
+			metaOK = false
+			continue
 		}
 		if err := decodeJSON(fv, f.dst); err != nil {
 			l.ds.at(fv.Pos(), file, "%s.%s: %v", name, f.path, err)
-			return nil
+			metaOK = false
 		}
 	}
-	pb.Title, pb.Owner, pb.Severity, pb.GroupBy = meta.Title, meta.Owner, meta.Severity, meta.GroupBy
-	cooldown, err := time.ParseDuration(meta.Cooldown)
-	if err != nil {
-		l.ds.at(v.LookupPath(cue.ParsePath("cooldown")).Pos(), file, "%s.cooldown: %v", name, err)
+	if !metaOK {
+		cfg = nil // the policy cannot be checked without an owner
 	}
-	pb.Cooldown = cooldown
+	pb.Title, pb.Owner, pb.Severity, pb.GroupBy = meta.Title, meta.Owner, meta.Severity, meta.GroupBy
+	if metaOK {
+		cooldown, err := time.ParseDuration(meta.Cooldown)
+		if err != nil {
+			l.ds.at(v.LookupPath(cue.ParsePath("cooldown")).Pos(), file, "%s.cooldown: %v", name, err)
+		}
+		pb.Cooldown = cooldown
+	}
 	ownerPos := v.LookupPath(cue.ParsePath("owner")).Pos()
-	if cfg != nil {
+	if cfg != nil && pb.Owner != "" {
 		if _, ok := cfg.Policy.Owners[pb.Owner]; !ok {
 			l.ds.at(ownerPos, file, "%s.owner: owner %s has no policy in firebreak.cue", name, pb.Owner)
 			cfg = nil // every step would repeat it
 		}
 	}
 	names := map[string]token.Pos{}
+	defer func() {
+		if !metaOK || schemaErr != nil {
+			pb = nil // reported; the engine gets only valid playbooks
+		}
+	}()
 	for _, list := range []string{"steps", "on_failure"} {
 		// The raw value: a schema error in one step must not hide the others.
 		for i, sv := range elements(raw.LookupPath(cue.ParsePath(list))) {

@@ -1,0 +1,351 @@
+package alert
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"unicode/utf8"
+)
+
+// Error is a decoding error and where in the input it was found.
+type Error struct {
+	Name   string // the name given to the decoder
+	Line   int    // 1-based
+	Column int    // 1-based, in bytes
+	Path   string // the field, such as alerts[0].labels.severity; empty at the top level
+	Msg    string // what is wrong, without position or path
+}
+
+// Error formats e as name:line:col: path: message.
+func (e *Error) Error() string {
+	if e.Path == "" {
+		return fmt.Sprintf("%s:%d:%d: %s", e.Name, e.Line, e.Column, e.Msg)
+	}
+	return fmt.Sprintf("%s:%d:%d: %s: %s", e.Name, e.Line, e.Column, e.Path, e.Msg)
+}
+
+// The decoder checks the syntax of the whole document once, up front, with
+// encoding/json. After that it walks the document itself, as spans of bytes:
+// knowing where each value starts is what lets every error say line:col, and
+// reading keys itself is what makes field names exact (encoding/json would
+// match "LABELS" to labels, keep the last of two equal keys, and not say
+// where an unknown field is). The walk can be simple because the syntax is
+// known to be valid.
+
+// decoder holds one document being decoded.
+type decoder struct {
+	name string
+	data []byte
+}
+
+// span is the JSON value data[off:end].
+type span struct{ off, end int }
+
+// member is one key and value of a JSON object.
+type member struct {
+	key    string
+	keyOff int
+	val    span
+}
+
+// skip is a json.Unmarshaler that ignores its value: decoding into it only
+// checks the syntax and finds the end.
+type skip struct{}
+
+func (*skip) UnmarshalJSON([]byte) error { return nil }
+
+// parse checks that data holds exactly one JSON value and returns its span.
+func parse(name string, data []byte) (*decoder, span, error) {
+	d := &decoder{name: name, data: data}
+	start := skipSpace(data, 0)
+	if start == len(data) {
+		return nil, span{}, d.errorf(0, "", "empty input")
+	}
+	if json.Valid(data) {
+		return d, span{start, d.end(start)}, nil
+	}
+	// Invalid: find out where, and whether the first value is fine and
+	// only followed by more.
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(new(skip)); err != nil {
+		return nil, span{}, d.syntaxError(err)
+	}
+	rest := skipSpace(data, int(dec.InputOffset()))
+	return nil, span{}, d.errorf(rest, "", "invalid JSON: unexpected data after the top-level value")
+}
+
+// syntaxError turns an error of json.Decoder.Decode on the whole document
+// into an Error at the offending byte.
+func (d *decoder) syntaxError(err error) error {
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		return d.errorf(len(d.data), "", "invalid JSON: unexpected end of input")
+	}
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		// The scanner counts the offending byte before it complains.
+		off := min(max(int(se.Offset)-1, 0), len(d.data))
+		return d.errorf(off, "", "invalid JSON: %s", se.Error())
+	}
+	return d.errorf(0, "", "invalid JSON: %s", err.Error())
+}
+
+// errorf returns an Error at byte offset off of the document.
+func (d *decoder) errorf(off int, path, format string, args ...any) error {
+	before := d.data[:off]
+	line := 1 + bytes.Count(before, []byte{'\n'})
+	col := off - bytes.LastIndexByte(before, '\n')
+	return &Error{Name: d.name, Line: line, Column: col, Path: path, Msg: fmt.Sprintf(format, args...)}
+}
+
+// kind names the JSON type of v, as its first byte tells.
+func (d *decoder) kind(v span) string {
+	switch d.data[v.off] {
+	case '{':
+		return "object"
+	case '[':
+		return "array"
+	case '"':
+		return "string"
+	case 't', 'f':
+		return "boolean"
+	case 'n':
+		return "null"
+	}
+	return "number"
+}
+
+// end returns the offset just past the value that starts at off.
+func (d *decoder) end(off int) int {
+	switch d.data[off] {
+	case '"':
+		return d.strEnd(off)
+	case '{', '[':
+		depth := 0
+		for i := off; ; i++ {
+			switch d.data[i] {
+			case '"':
+				i = d.strEnd(i) - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return i + 1
+				}
+			}
+		}
+	}
+	// A number, true, false or null: it runs to the next delimiter.
+	i := off
+	for i < len(d.data) && !bytes.ContainsRune([]byte(",}] \t\r\n"), rune(d.data[i])) {
+		i++
+	}
+	return i
+}
+
+// strEnd returns the offset just past the string that starts at off.
+func (d *decoder) strEnd(off int) int {
+	for i := off + 1; ; i++ {
+		switch d.data[i] {
+		case '\\':
+			i++ // the escaped byte cannot end the string
+		case '"':
+			return i + 1
+		}
+	}
+}
+
+// members returns the keys and values of the object v, in order. A key that
+// appears twice is an error: encoding/json would keep the last silently.
+func (d *decoder) members(v span, path string) ([]member, error) {
+	ms := make([]member, 0, 8)
+	var seen map[string]bool // only for large objects: most are small
+	for i := d.next(v.off + 1); d.data[i] != '}'; {
+		keyEnd := d.strEnd(i)
+		key := d.unquote(i, keyEnd)
+		if len(ms) == 16 {
+			seen = make(map[string]bool, 32)
+			for _, m := range ms {
+				seen[m.key] = true
+			}
+		}
+		if seen != nil && seen[key] || seen == nil && has(ms, key) {
+			return nil, d.errorf(i, path, "duplicate key %s", quote(key))
+		}
+		if seen != nil {
+			seen[key] = true
+		}
+		valOff := d.next(keyEnd)
+		valEnd := d.end(valOff)
+		ms = append(ms, member{key: key, keyOff: i, val: span{valOff, valEnd}})
+		i = d.next(valEnd)
+	}
+	return ms, nil
+}
+
+// elements returns the values of the array v. Every array it walks is a
+// list of alerts, so it stops at MaxAlerts.
+func (d *decoder) elements(v span, path string) ([]span, error) {
+	var elems []span
+	for i := d.next(v.off + 1); d.data[i] != ']'; {
+		if len(elems) == MaxAlerts {
+			return nil, d.errorf(i, path, "more than %d alerts", MaxAlerts)
+		}
+		end := d.end(i)
+		elems = append(elems, span{i, end})
+		i = d.next(end)
+	}
+	return elems, nil
+}
+
+// unquote returns the string data[off:end], a JSON string literal.
+func (d *decoder) unquote(off, end int) string {
+	raw := d.data[off+1 : end-1]
+	if bytes.IndexByte(raw, '\\') < 0 && utf8.Valid(raw) {
+		return string(raw)
+	}
+	// Escapes or invalid UTF-8, which encoding/json turns into U+FFFD.
+	var s string
+	_ = json.Unmarshal(d.data[off:end], &s) // valid: parse checked it
+	return s
+}
+
+// str decodes the string v, the field key of path.
+func (d *decoder) str(v span, path, key string) (string, error) {
+	if k := d.kind(v); k != "string" {
+		return "", d.errorf(v.off, join(path, key), "want string, got %s", k)
+	}
+	return d.unquote(v.off, v.end), nil
+}
+
+// strMap decodes the object v of strings, such as labels, the field key of
+// path.
+func (d *decoder) strMap(v span, path, key string) (map[string]string, error) {
+	path = join(path, key)
+	if k := d.kind(v); k != "object" {
+		return nil, d.errorf(v.off, path, "want object, got %s", k)
+	}
+	ms, err := d.members(v, path)
+	if err != nil {
+		return nil, err
+	}
+	m := make(map[string]string, len(ms))
+	for _, mem := range ms {
+		if k := d.kind(mem.val); k != "string" {
+			return nil, d.errorf(mem.val.off, keyPath(path, mem.key), "want string, got %s", k)
+		}
+		m[mem.key] = d.unquote(mem.val.off, mem.val.end)
+	}
+	return m, nil
+}
+
+// count decodes a non-negative integer, the field key of path.
+func (d *decoder) count(v span, path, key string) (int, error) {
+	if k := d.kind(v); k != "number" {
+		return 0, d.errorf(v.off, join(path, key), "want integer, got %s", k)
+	}
+	raw := string(d.data[v.off:v.end])
+	n, err := strconv.Atoi(raw)
+	if err != nil || n < 0 {
+		return 0, d.errorf(v.off, join(path, key), "want a non-negative integer, got %s", clip(raw))
+	}
+	return n, nil
+}
+
+// next returns the offset of the next token at or after off, past spaces and
+// the separators that json.Decoder's offsets leave in front of it.
+func (d *decoder) next(off int) int {
+	for off < len(d.data) {
+		switch d.data[off] {
+		case ' ', '\t', '\r', '\n', ',', ':':
+			off++
+		default:
+			return off
+		}
+	}
+	return off
+}
+
+// skipSpace returns the offset of the first byte at or after off that is not
+// JSON white space.
+func skipSpace(data []byte, off int) int {
+	for off < len(data) {
+		switch data[off] {
+		case ' ', '\t', '\r', '\n':
+			off++
+		default:
+			return off
+		}
+	}
+	return off
+}
+
+// join appends the field key to path.
+func join(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+// keyPath appends a map key, such as a label name, to path: plainly when it
+// is a short identifier, quoted in brackets otherwise.
+func keyPath(path, key string) string {
+	if len(key) > 0 && len(key) <= 32 && isIdent(key) {
+		return join(path, key)
+	}
+	return path + "[" + quote(key) + "]"
+}
+
+func isIdent(s string) bool {
+	for i, c := range []byte(s) {
+		letter := c == '_' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z'
+		if !letter && (i == 0 || c < '0' || c > '9') {
+			return false
+		}
+	}
+	return true
+}
+
+// maxEcho is the most bytes of the input an error repeats: no error quotes
+// more than one key or value.
+const maxEcho = 32
+
+// quote quotes s for an error message, cut to maxEcho bytes.
+func quote(s string) string {
+	if len(s) <= maxEcho {
+		return strconv.Quote(s)
+	}
+	return strconv.Quote(cut(s)) + "…"
+}
+
+// clip cuts s, which is not quoted, to maxEcho bytes.
+func clip(s string) string {
+	if len(s) <= maxEcho {
+		return s
+	}
+	return cut(s) + "…"
+}
+
+// cut returns the longest prefix of s of at most maxEcho bytes that ends on
+// a rune boundary.
+func cut(s string) string {
+	n := maxEcho
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
+
+// has reports whether ms has the key.
+func has(ms []member, key string) bool {
+	for _, m := range ms {
+		if m.key == key {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,100 @@
+// Package plan decides which playbooks an alert matches and renders their
+// steps for it. It has no side effects.
+package plan
+
+import (
+	"fmt"
+
+	"github.com/firebreak-dev/firebreak/engine/match"
+	"github.com/firebreak-dev/firebreak/engine/render"
+	"github.com/firebreak-dev/firebreak/engine/repo"
+	"github.com/firebreak-dev/firebreak/schema"
+)
+
+// Planner plans alerts against one loaded, valid repository. It is safe
+// for concurrent use.
+type Planner struct {
+	repo     *repo.Repo
+	index    *match.Index
+	renderer *render.Renderer
+}
+
+// New builds the match index of r's playbooks. r must be valid.
+func New(r *repo.Repo) (*Planner, error) {
+	if !r.Valid() {
+		return nil, fmt.Errorf("playbook repository has %d problem(s); run firebreak validate", len(r.Diagnostics))
+	}
+	entries := make([]match.Entry, len(r.Playbooks))
+	for i, pb := range r.Playbooks {
+		entries[i] = match.Entry{Name: pb.Name, Match: pb.Match}
+	}
+	ix, err := match.Compile(entries)
+	if err != nil {
+		return nil, err
+	}
+	return &Planner{repo: r, index: ix, renderer: render.New(0)}, nil
+}
+
+// Result is the plan for one alert: SPEC section 4's JSON.
+type Result struct {
+	Alert   schema.Alert `json:"alert"`
+	Matches []Match      `json:"matches"`
+}
+
+// Match is one matched playbook and its concrete steps.
+type Match struct {
+	Playbook  string            `json:"playbook"`
+	File      string            `json:"file"`
+	Group     map[string]string `json:"group"`
+	Steps     []schema.Step     `json:"steps"`
+	OnFailure []schema.Step     `json:"on_failure,omitempty"`
+	// Error says why the steps could not be rendered for this alert (a
+	// label the playbook reads is missing, say); Steps is then empty.
+	Error string `json:"error,omitempty"`
+}
+
+// Plan returns the playbooks a matches, in declaration order, with their
+// steps rendered for a.
+func (p *Planner) Plan(a *schema.Alert) Result {
+	res := Result{Alert: *a, Matches: []Match{}}
+	for _, i := range p.index.Match(a) {
+		pb := p.repo.Playbooks[i]
+		m := Match{Playbook: pb.Name, File: pb.File, Group: Group(pb, a), Steps: []schema.Step{}}
+		if rendered, err := p.renderer.Render(pb, a); err != nil {
+			m.Error = err.Error()
+		} else {
+			m.Steps, m.OnFailure = rendered.Steps, rendered.OnFailure
+		}
+		res.Matches = append(res.Matches, m)
+	}
+	return res
+}
+
+// Matches returns the names of the playbooks a matches, in order.
+func (p *Planner) Matches(a *schema.Alert) []string {
+	var names []string
+	for _, i := range p.index.Match(a) {
+		names = append(names, p.repo.Playbooks[i].Name)
+	}
+	return names
+}
+
+// Render renders one playbook by name for a, whether it matches or not.
+func (p *Planner) Render(name string, a *schema.Alert) (*render.Plan, error) {
+	for _, pb := range p.repo.Playbooks {
+		if pb.Name == name {
+			return p.renderer.Render(pb, a)
+		}
+	}
+	return nil, fmt.Errorf("no playbook %q", name)
+}
+
+// Group returns the labels of a that pb groups incidents by; a label the
+// alert lacks groups as "".
+func Group(pb *repo.Playbook, a *schema.Alert) map[string]string {
+	g := make(map[string]string, len(pb.GroupBy))
+	for _, l := range pb.GroupBy {
+		g[l] = a.Labels[l]
+	}
+	return g
+}
