@@ -43,7 +43,7 @@ path relative to DIR. Exit status: 0 valid, 1 invalid, 2 usage.`,
 			}
 			if !r.Valid() {
 				if opts.format == "text" {
-					fmt.Fprintf(cmd.ErrOrStderr(), "%d problem(s) in %d playbook(s)\n", len(r.Diagnostics), len(r.Playbooks))
+					fmt.Fprintf(cmd.ErrOrStderr(), "%d problem(s)\n", len(r.Diagnostics))
 				}
 				return errSilent
 			}

@@ -7,7 +7,10 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
+
+	"cuelang.org/go/cue"
 
 	"cuelang.org/go/cue/errors"
 
@@ -74,13 +77,42 @@ func compareSteps(r *repo.Repo, t *repo.Test, steps []schema.Step) []string {
 	}
 	var out []string
 	for _, e := range errors.Errors(err) {
-		msg := strings.Join(strings.Fields(strings.TrimSuffix(e.Error(), ":")), " ")
+		msg := "steps: " + strings.Join(strings.Fields(strings.TrimSuffix(e.Error(), ":")), " ")
+		if rel, ok := relPath(e.Path()); ok {
+			want, got := t.Steps.LookupPath(rel), av.LookupPath(rel)
+			if want.Exists() && got.Exists() {
+				msg = fmt.Sprintf("steps%s: want %s, got %s", rel, oneLine(want), oneLine(got))
+			}
+		}
 		if pos := expectPos(r, e); pos != "" {
 			msg = pos + ": " + msg
 		}
-		out = append(out, "steps: "+msg)
+		out = append(out, msg)
 	}
 	return out
+}
+
+// relPath turns the path of an error inside tests.NAME.expect.steps into
+// a path within the steps list.
+func relPath(path []string) (cue.Path, bool) {
+	for i := 0; i+1 < len(path); i++ {
+		if path[i] == "expect" && path[i+1] == "steps" {
+			var sels []cue.Selector
+			for _, p := range path[i+2:] {
+				if n, err := strconv.Atoi(p); err == nil {
+					sels = append(sels, cue.Index(n))
+				} else {
+					sels = append(sels, cue.Str(p))
+				}
+			}
+			return cue.MakePath(sels...), len(sels) > 0
+		}
+	}
+	return cue.Path{}, false
+}
+
+func oneLine(v cue.Value) string {
+	return strings.Join(strings.Fields(fmt.Sprint(v)), " ")
 }
 
 // expectPos is the position of the expectation that conflicts, relative
@@ -101,4 +133,3 @@ func list(names []string) string {
 	}
 	return "[" + strings.Join(names, ", ") + "]"
 }
-

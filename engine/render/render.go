@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"runtime"
 	"strings"
+	"sync/atomic"
 
 	"cuelang.org/go/cue"
 	"cuelang.org/go/cue/cuecontext"
@@ -30,6 +31,7 @@ const DefaultMaxUses = 2000
 type Renderer struct {
 	maxUses int
 	pool    chan *generation
+	built   atomic.Int64 // generations built, for tests
 }
 
 // generation is a cue.Context with what was compiled in it.
@@ -55,6 +57,7 @@ func New(maxUses int) *Renderer {
 
 // Plan is a playbook's steps rendered for one alert.
 type Plan struct {
+	Title     string
 	Steps     []schema.Step
 	OnFailure []schema.Step
 }
@@ -63,6 +66,7 @@ var (
 	alertPath     = cue.MakePath(cue.Str(repo.AlertName))
 	stepsPath     = cue.ParsePath("steps")
 	onFailurePath = cue.ParsePath("on_failure")
+	titlePath     = cue.ParsePath("title")
 )
 
 // Render evaluates pb's steps and on_failure with a bound to alert.
@@ -74,6 +78,7 @@ func (r *Renderer) Render(pb *repo.Playbook, a *schema.Alert) (*Plan, error) {
 		if g, err = newGeneration(); err != nil {
 			return nil, err
 		}
+		r.built.Add(1)
 	}
 	g.uses++
 	return g.render(pb, a)
@@ -109,7 +114,11 @@ func (g *generation) render(pb *repo.Playbook, a *schema.Alert) (*Plan, error) {
 		}
 	}
 	nameSteps(steps, onFailure)
-	return &Plan{Steps: steps, OnFailure: onFailure}, nil
+	title, err := v.LookupPath(titlePath).String()
+	if err != nil {
+		return nil, fmt.Errorf("playbook %s: title: %w", pb.Name, oneLine(err))
+	}
+	return &Plan{Title: title, Steps: steps, OnFailure: onFailure}, nil
 }
 
 // steps validates a rendered list against the schema and decodes it.

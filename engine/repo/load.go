@@ -158,6 +158,7 @@ func (l *loader) config() *schema.Config {
 		l.ds.cue(err, token.NoPos, ConfigFile)
 		return nil
 	}
+	raw := v
 	v = v.Unify(l.defs.Config)
 	if err := v.Validate(cue.Concrete(true)); err != nil {
 		l.ds.cue(err, token.NoPos, ConfigFile)
@@ -175,7 +176,7 @@ func (l *loader) config() *schema.Config {
 		cfg.Channels = map[string]schema.Channel{}
 	}
 	for _, pv := range checkConfig(&cfg) {
-		l.ds.at(v.LookupPath(cue.ParsePath(pv.Path)).Pos(), ConfigFile, "%s", pv.Message)
+		l.ds.at(configPos(raw.LookupPath(cue.ParsePath(pv.Path))), ConfigFile, "%s: %s", pv.Path, pv.Message)
 	}
 	return &cfg
 }
@@ -259,4 +260,16 @@ func decodeJSON(v cue.Value, dst any) error {
 		return err
 	}
 	return jsonUnmarshal(data, dst)
+}
+
+// configPos is the position of v, or of its first field when v, a struct
+// with several declarations, has none of its own.
+func configPos(v cue.Value) token.Pos {
+	if p := v.Pos(); p.IsValid() {
+		return p
+	}
+	if iter, err := v.Fields(); err == nil && iter.Next() {
+		return iter.Value().Pos()
+	}
+	return token.NoPos
 }

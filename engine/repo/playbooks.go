@@ -12,6 +12,7 @@ import (
 	"cuelang.org/go/cue/token"
 
 	"github.com/firebreak-dev/firebreak/actions"
+	"github.com/firebreak-dev/firebreak/engine/match"
 	"github.com/firebreak-dev/firebreak/schema"
 )
 
@@ -55,6 +56,15 @@ func (l *loader) playbooks(cfg *schema.Config) []*Playbook {
 			pb.Unit = unit
 			out = append(out, pb)
 		}
+	}
+	// Regular expressions are compiled where matching compiles them, so
+	// validate and the engine can never disagree on one.
+	entries := make([]match.Entry, len(out))
+	for i, pb := range out {
+		entries[i] = match.Entry{Name: pb.Name, Match: pb.Match}
+	}
+	if _, err := match.Compile(entries); err != nil {
+		l.ds.cue(err, token.NoPos, PlaybooksDir)
 	}
 	return out
 }
@@ -111,6 +121,9 @@ func (l *loader) playbook(pkg cue.Value, name string, unit *Unit, cfg *schema.Co
 		dst  any
 	}{{"title", &meta.Title}, {"owner", &meta.Owner}, {"severity", &meta.Severity}, {"group_by", &meta.GroupBy}, {"cooldown", &meta.Cooldown}} {
 		fv := v.LookupPath(cue.ParsePath(f.path))
+		if f.path == "title" && fv.Validate() == nil && fv.Validate(cue.Concrete(true)) != nil {
+			continue // a title may name the alert; render fills it in
+		}
 		if err := fv.Validate(cue.Concrete(true)); err != nil {
 			if schemaErr == nil && fv.Exists() {
 				l.ds.at(fv.Pos(), file, "%s.%s: must be a literal value, not computed from the alert", name, f.path)
