@@ -10,7 +10,7 @@ import (
 	"strings"
 
 	"cuelang.org/go/cue"
-		"cuelang.org/go/cue/build"
+	"cuelang.org/go/cue/build"
 	"cuelang.org/go/cue/parser"
 )
 

@@ -7,8 +7,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/firebreak-dev/firebreak/engine/playtest"
 	"github.com/firebreak-dev/firebreak/engine/plan"
+	"github.com/firebreak-dev/firebreak/engine/playtest"
 	"github.com/firebreak-dev/firebreak/engine/repo"
 )
 
