@@ -81,6 +81,7 @@ playbooks/*.cue and playbooks/tests/*.cue. Start one with 'firebreak init'.`,
 		newPlanCmd(),
 		newInitCmd(),
 		newSchemaCmd(),
+		newDemoCmd(),
 	)
 	return root
 }
