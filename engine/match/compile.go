@@ -84,6 +84,14 @@ func compileEntry(e Entry, res regexps) (entry, []cueerrors.Error) {
 	if !m.Exists() {
 		return entry{}, []cueerrors.Error{errorf(token.NoPos, "playbook %s: no match value", e.Name)}
 	}
+	if err := m.Err(); err != nil {
+		// What CUE makes of an erroneous match depends on how the error
+		// came about (a closed match with a field the schema does not
+		// allow matches alerts once unified, and exports as an open
+		// struct), so there is no answer to translate or rebuild. A
+		// playbook that passed validation never gets here.
+		return entry{}, []cueerrors.Error{cueerrors.Wrap(errorf(m.Pos(), "playbook %s: invalid match", e.Name), err)}
+	}
 	node := m.Syntax()
 	if errs := checkRegexps(e.Name, m, node, res); errs != nil {
 		return entry{}, errs
@@ -504,7 +512,7 @@ func (a *analyzer) fields(m cue.Value, res regexps) ([]fieldPred, bool) {
 					continue
 				}
 				p.scope, p.name = sc, name
-				preds = append(preds, p)
+				preds = appendPred(preds, p)
 			}
 		default:
 			p, ok := leaf(f, res)
@@ -513,7 +521,7 @@ func (a *analyzer) fields(m cue.Value, res regexps) ([]fieldPred, bool) {
 				continue
 			}
 			p.scope, p.top = scopeTop, topIndex(name)
-			preds = append(preds, p)
+			preds = appendPred(preds, p)
 		}
 	}
 	// Map order must not leak into the order preds are tried in.
@@ -527,6 +535,15 @@ func (a *analyzer) fields(m cue.Value, res regexps) ([]fieldPred, bool) {
 		return strings.Compare(x.name, y.name)
 	})
 	return preds, true
+}
+
+// appendPred leaves out predicates that always hold, such as the
+// schema's `fingerprint?: string`.
+func appendPred(preds []fieldPred, p fieldPred) []fieldPred {
+	if _, ok := p.cond.(condTrue); ok && p.absentOK {
+		return preds
+	}
+	return append(preds, p)
 }
 
 type field struct {

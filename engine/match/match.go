@@ -2,7 +2,8 @@
 //
 // The definition is CUE's: a playbook matches an alert when the alert as
 // data (schema.Alert.Data), unified with the playbook's match, validates as
-// concrete. Unifying costs tens of microseconds per pair, so Compile
+// concrete. Unifying costs tens to hundreds of microseconds per pair, so
+// Compile
 // translates the common shapes of a match into Go predicates that give the
 // same answer on every alert, indexes playbooks by alertname, and leaves
 // the rest to CUE in a private, periodically discarded cue.Context.
@@ -10,6 +11,7 @@ package match
 
 import (
 	"bytes"
+	"maps"
 	"slices"
 	"strings"
 	"unicode/utf8"
@@ -19,6 +21,7 @@ import (
 	"cuelang.org/go/cue/cuecontext"
 	cueerrors "cuelang.org/go/cue/errors"
 	"cuelang.org/go/cue/format"
+	"cuelang.org/go/cue/parser"
 	"github.com/firebreak-dev/firebreak/schema"
 )
 
@@ -42,11 +45,16 @@ type Index struct {
 	byName map[string][]int
 	absent []int
 	always []int
-	fb     *fallback
+	// needs has a bit for each top-level alert field some entry reads, so
+	// that Match asks the alert for no others.
+	needs uint16
+	fb    *fallback
 }
 
 // Compile builds an index of entries. Every invalid regular expression is
-// reported as a *RegexpError, all of them in one cue/errors list.
+// reported as a *RegexpError, all of them in one cue/errors list, together
+// with matches that are errors by themselves and matches that would need
+// CUE but do not survive export to another context.
 func Compile(entries []Entry) (*Index, error) {
 	res := regexps{}
 	ix := &Index{
@@ -60,54 +68,71 @@ func Compile(entries []Entry) (*Index, error) {
 		for _, err := range cerrs {
 			errs = cueerrors.Append(errs, err)
 		}
-		ix.entries[i] = c
 		if c.fallback != nil {
-			syntax[i] = c.fallback
+			n, err := reparse(c.fallback)
+			if err != nil {
+				errs = cueerrors.Append(errs, errorf(e.Match.Pos(), "playbook %s: match: %v", e.Name, err))
+				continue
+			}
+			c.fallback = n
+			syntax[i] = n
 		}
+		ix.entries[i] = c
+	}
+	if errs == nil && len(syntax) > 0 {
+		errs = checkRebuild(entries, syntax)
+		ix.fb = newFallback(syntax)
 	}
 	if errs != nil {
 		return nil, errs
 	}
-	if len(syntax) > 0 {
-		if err := checkRebuild(entries, syntax); err != nil {
-			return nil, err
-		}
-		ix.fb = newFallback(syntax)
-	}
 	for i := range ix.entries {
 		ix.bucket(i)
+		e := &ix.entries[i]
+		ix.needs |= e.disallowed
+		for _, p := range e.preds {
+			if p.scope == scopeTop {
+				ix.needs |= 1 << p.top
+			}
+		}
 	}
 	return ix, nil
 }
 
+// reparse turns exported syntax into freshly parsed syntax. Building the
+// exported tree itself can resolve identifiers differently from its text:
+// with CUE v0.17.1 a closed definition reached through a let that Syntax
+// hoisted lost its closedness. The text is what the check below compares,
+// so the text is what the fallback keeps.
+func reparse(n ast.Node) (ast.Node, error) {
+	b, err := format.Node(n)
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := n.(*ast.File); ok {
+		return parser.ParseFile("match.cue", b)
+	}
+	return parser.ParseExpr("match.cue", b)
+}
+
 // checkRebuild makes sure every fallback match means the same when built
-// from its syntax in another context: formatting the rebuilt value must
-// give the syntax back. Syntax is documented as possibly inexact, and a
-// fallback that silently differs from the definition is worse than a
-// playbook that fails to load.
-func checkRebuild(entries []Entry, syntax map[int]ast.Node) error {
+// from its syntax in another context: exporting the rebuilt value must
+// give the original's export back. Syntax is documented as possibly
+// inexact, and a fallback that silently differs from the definition is
+// worse than a playbook that fails to load.
+func checkRebuild(entries []Entry, syntax map[int]ast.Node) cueerrors.Error {
 	ctx := cuecontext.New()
 	var errs cueerrors.Error
-	for i, n := range syntax {
-		m := entries[i].Match
+	for _, i := range slices.Sorted(maps.Keys(syntax)) {
+		n, m := syntax[i], entries[i].Match
 		v := build(ctx, n)
-		if (v.Err() == nil) != (m.Err() == nil) {
-			errs = cueerrors.Append(errs, errorf(m.Pos(), "playbook %s: match does not rebuild outside its load context: %v", entries[i].Name, v.Err()))
-			continue
-		}
-		if m.Err() != nil {
-			continue
-		}
-		want, err1 := format.Node(normalize(n))
+		want, err1 := format.Node(normalize(m.Syntax()))
 		got, err2 := format.Node(normalize(v.Syntax()))
-		if err1 != nil || err2 != nil || !bytes.Equal(want, got) {
+		if (v.Err() == nil) != (m.Err() == nil) || err1 != nil || err2 != nil || !bytes.Equal(want, got) {
 			errs = cueerrors.Append(errs, errorf(m.Pos(), "playbook %s: match does not rebuild outside its load context", entries[i].Name))
 		}
 	}
-	if errs != nil {
-		return errs
-	}
-	return nil
+	return errs
 }
 
 // normalize drops comments and moves lets and imports ahead of other
@@ -162,7 +187,7 @@ func (ix *Index) bucket(i int) {
 // Match returns the indexes (into the entries given to Compile, ascending,
 // so in declaration order) of the playbooks the alert matches.
 func (ix *Index) Match(a *schema.Alert) []int {
-	v := newView(a)
+	v := newView(a, ix.needs)
 	first := ix.absent
 	if name, ok := a.Labels["alertname"]; ok {
 		first = ix.byName[clean(name)]
@@ -223,10 +248,13 @@ type view struct {
 	present uint16
 }
 
-func newView(a *schema.Alert) view {
+// newView reads the top-level fields in needs through Alert.Field, the
+// schema's own account of which fields CUE sees; labels and annotations
+// are always there.
+func newView(a *schema.Alert, needs uint16) view {
 	v := view{a: a, present: 1<<fLabels | 1<<fAnnotations}
 	for i, name := range topNames {
-		if i == fLabels || i == fAnnotations {
+		if i == fLabels || i == fAnnotations || needs&(1<<i) == 0 {
 			continue
 		}
 		if s, ok := a.Field(name); ok {
