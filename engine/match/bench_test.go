@@ -106,7 +106,8 @@ func BenchmarkCUEUnifyAll1000(b *testing.B) {
 		i++
 		av := entries[0].Match.Context().Encode(a.Data())
 		for _, e := range entries {
-			_ = av.Unify(e.Match).Validate(cue.Concrete(true))
+			r := av.Unify(e.Match)
+			_ = r.Validate(cue.Concrete(true)) == nil && r.Equals(av)
 		}
 	}
 }
@@ -124,7 +125,7 @@ func BenchmarkCompile1000(b *testing.B) {
 // that the numbers measure a correct matcher.
 func TestRealisticAgreesWithCUE(t *testing.T) {
 	n := 1000
-	if testing.Short() {
+	if testing.Short() || raceEnabled {
 		n = 200
 	}
 	entries := load(t, cuecontext.New(), realisticFile(n), true)
@@ -139,7 +140,7 @@ func TestRealisticAgreesWithCUE(t *testing.T) {
 	for _, a := range realisticAlerts(20, n) {
 		var want []int
 		for i, e := range entries {
-			if unify(e.Match, a) {
+			if instanceOf(e.Match, a) {
 				want = append(want, i)
 			}
 		}

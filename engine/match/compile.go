@@ -54,9 +54,9 @@ type fieldPred struct {
 	scope scope
 	top   int    // field number, when scope is scopeTop
 	name  string // label or annotation name otherwise
-	// absentOK says whether A & M can be concrete without the alert having
-	// the field: the field is optional, or its value has a concrete default
-	// (a plain "x" counts: unification adds the field).
+	// absentOK says whether the alert may lack the field: only when the
+	// field is optional. A regular or required field the alert lacks is
+	// left in A & M, which then either is not concrete or is not A.
 	absentOK bool
 	cond     cond
 }
@@ -70,6 +70,9 @@ type entry struct {
 	// with it they are necessary conditions checked before CUE runs.
 	preds    []fieldPred
 	fallback ast.Node
+	// never is set for a match no alert is an instance of, whatever its
+	// other fields say; see privateField.
+	never bool
 }
 
 // compileEntry compiles e, or returns it as syntax for CUE to evaluate.
@@ -95,6 +98,9 @@ func compileEntry(e Entry, res regexps) (entry, []cueerrors.Error) {
 	node := m.Syntax()
 	if errs := checkRegexps(e.Name, m, node, res); errs != nil {
 		return entry{}, errs
+	}
+	if privateField(m) {
+		return entry{never: true}, nil
 	}
 
 	a := &analyzer{
@@ -125,6 +131,26 @@ func compileEntry(e Entry, res regexps) (entry, []cueerrors.Error) {
 	c.disallowed = disallowed
 	c.fallback = nil
 	return c, nil
+}
+
+// privateField reports whether m has a hidden field or a definition of
+// its own at the top, other than an optional one. A & M has that field too,
+// and an alert, which is data, never does, so Equals fails on every alert.
+// Deciding it from the value also means the syntax walk and standalone
+// never meet such a field: they take an embedded `_#def` for the wrapper
+// Syntax closes values with.
+func privateField(m cue.Value) bool {
+	it, err := m.Fields(cue.Hidden(true), cue.Definitions(true), cue.Optional(true))
+	if err != nil {
+		return false
+	}
+	for it.Next() {
+		sel := it.Selector()
+		if sel.LabelType() != cue.StringLabel && sel.ConstraintType() != cue.OptionalConstraint {
+			return true
+		}
+	}
+	return false
 }
 
 // closedness returns the top-level alert fields a fully understood match
@@ -233,30 +259,16 @@ func importName(s *ast.ImportSpec) string {
 	return p
 }
 
-// lets records the top-level lets that do not refer to fields, until no
-// more are found: one may refer to another.
+// lets records the lets Syntax hoisted for values outside the match that
+// do not refer to fields, until no more are found: one may refer to
+// another. Syntax puts them all at the top level.
 func (a *analyzer) lets(decls []ast.Decl) {
 	var all []*ast.LetClause
-	var collect func(ds []ast.Decl)
-	collect = func(ds []ast.Decl) {
-		for _, d := range ds {
-			switch d := d.(type) {
-			case *ast.LetClause:
-				all = append(all, d)
-			case *ast.EmbedDecl:
-				if s, ok := d.Expr.(*ast.StructLit); ok {
-					collect(s.Elts)
-				}
-			case *ast.Field:
-				if id, ok := d.Label.(*ast.Ident); ok && strings.HasPrefix(id.Name, "_#") {
-					if s, ok := d.Value.(*ast.StructLit); ok {
-						collect(s.Elts)
-					}
-				}
-			}
+	for _, d := range decls {
+		if l, ok := d.(*ast.LetClause); ok && hoisted(l) {
+			all = append(all, l)
 		}
 	}
-	collect(decls)
 	for changed := true; changed; {
 		changed = false
 		for _, l := range all {
@@ -268,25 +280,53 @@ func (a *analyzer) lets(decls []ast.Decl) {
 	}
 }
 
-// decls walks the declarations of a struct in scope sc.
-func (a *analyzer) decls(decls []ast.Decl, sc scope) {
-	// CUE exports a closed value as `{_#def, _#def: {...}}`: an embedded
-	// hidden definition. Closedness itself is read from the value.
-	wrappers := map[string]bool{}
-	if sc == scopeTop {
-		for _, d := range decls {
-			if e, ok := d.(*ast.EmbedDecl); ok {
-				if id, ok := e.Expr.(*ast.Ident); ok && strings.HasPrefix(id.Name, "_#") {
-					wrappers[id.Name] = true
-				}
+// closers returns the names of the hidden definitions CUE exports a
+// closed value with: `{_#def, _#def: {...}}`. (A match that declares a
+// hidden definition itself never gets this far: see privateField.)
+func closers(decls []ast.Decl) map[string]bool {
+	names := map[string]bool{}
+	for _, d := range decls {
+		if e, ok := d.(*ast.EmbedDecl); ok {
+			if id, ok := e.Expr.(*ast.Ident); ok && strings.HasPrefix(id.Name, "_#") {
+				names[id.Name] = true
 			}
 		}
+	}
+	return names
+}
+
+// hoisted reports whether l is a let that Syntax added for a value the
+// match refers to but does not contain (a definition elsewhere in the
+// file, say); Syntax marks each with a //cue:path: comment. A let the
+// playbook declares inside its match is different: it is one of the
+// match's fields, see decls.
+func hoisted(l *ast.LetClause) bool {
+	for _, cg := range ast.Comments(l) {
+		for _, c := range cg.List {
+			if strings.HasPrefix(c.Text, "//cue:path:") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// decls walks the declarations of a struct in scope sc.
+func (a *analyzer) decls(decls []ast.Decl, sc scope) {
+	// Closedness itself is read from the value.
+	var wrappers map[string]bool
+	if sc == scopeTop {
+		wrappers = closers(decls)
 	}
 	for _, d := range decls {
 		switch d := d.(type) {
 		case *ast.CommentGroup, *ast.Attribute, *ast.ImportDecl, *ast.Package:
 		case *ast.LetClause:
-			if sc != scopeTop || !a.consts[d.Ident.Name] {
+			// A let of the match's own is, like a hidden field, a field
+			// of A & M that no alert has, so the match never matches; the
+			// value does not show lets, and CUE says so cheaply enough for
+			// a construct this rare.
+			if !hoisted(d) || !a.consts[d.Ident.Name] {
 				a.global = true
 			}
 		case *ast.EmbedDecl:
@@ -329,7 +369,8 @@ func (a *analyzer) field(f *ast.Field, sc scope, wrappers map[string]bool) {
 				return
 			}
 		}
-		// Hidden fields, definitions, aliases and computed labels.
+		// Hidden fields and definitions below the top (fields no alert
+		// has, see privateField), aliases and computed labels.
 		a.global = true
 		return
 	}
@@ -606,17 +647,9 @@ func leaf(f field, res regexps) (fieldPred, bool) {
 		}
 		p.cond = c
 	}
-	switch f.ct {
-	case cue.OptionalConstraint:
-		p.absentOK = true
-	case cue.RequiredConstraint:
-		p.absentOK = false
-	default:
-		// Validate(Concrete) accepts a default, so an absent field with a
-		// concrete default (or a concrete value) still matches.
-		d, _ := v.Default()
-		p.absentOK = d.Err() == nil && d.IsConcrete()
-	}
+	// Defaults do not matter: a default fills in a field the alert lacks,
+	// and A & M then has a field that A has not.
+	p.absentOK = f.ct == cue.OptionalConstraint
 	return p, true
 }
 

@@ -12,10 +12,10 @@ import (
 
 // cond is the compiled form of one field's constraint, applied to the
 // field's value when the alert has the field. A string s satisfies the CUE
-// constraint c exactly when s & c is neither an error nor incomplete, and
-// for the shapes parseCond accepts that is a boolean formula over s:
-// defaults only decide what happens when the field is absent, which
-// fieldPred.absentOK records separately.
+// constraint c exactly when s & c is s rather than an error, and for the
+// shapes parseCond accepts that is a boolean formula over s. Defaults play
+// no part: they only fill in a field the alert lacks, and whether the alert
+// may lack it is fieldPred.absentOK's business.
 type cond interface {
 	holds(s string) bool
 }
@@ -145,7 +145,8 @@ func parseCond(e ast.Expr, res regexps) (cond, bool) {
 		return parseCond(emb.Expr, res)
 	case *ast.UnaryExpr:
 		if x.Op == token.MUL {
-			// A default marker matters only when the field is absent.
+			// A default marker matters only when the field is absent,
+			// which never matches unless the field is optional.
 			return parseCond(x.X, res)
 		}
 		lit, ok := x.X.(*ast.BasicLit)

@@ -1,6 +1,7 @@
 package match
 
 import (
+	"fmt"
 	"sync"
 
 	"cuelang.org/go/cue"
@@ -21,7 +22,7 @@ const rotateAfter = 1000
 // mu guards all of it.
 type fallback struct {
 	mu     sync.Mutex
-	syntax map[int]ast.Node // by entry index
+	syntax map[int]*ast.File // by entry index, see standalone
 	limit  int
 
 	ctx   *cue.Context
@@ -31,7 +32,7 @@ type fallback struct {
 	rotations int
 }
 
-func newFallback(syntax map[int]ast.Node) *fallback {
+func newFallback(syntax map[int]*ast.File) *fallback {
 	return &fallback{syntax: syntax, limit: rotateAfter}
 }
 
@@ -48,10 +49,14 @@ func (f *fallback) value(k int) cue.Value {
 	if v, ok := f.built[k]; ok {
 		return v
 	}
-	v := build(f.ctx, f.syntax[k])
+	v := build(f.ctx, f.syntax[k]).LookupPath(matchPath)
 	f.built[k] = v
 	return v
 }
+
+// matchPath is where a fallback file holds the match. A quoted label binds
+// no identifier, so nothing in the match can refer to it by accident.
+var matchPath = cue.MakePath(cue.Str("match"))
 
 func build(ctx *cue.Context, n ast.Node) cue.Value {
 	switch n := n.(type) {
@@ -65,8 +70,71 @@ func build(ctx *cue.Context, n ast.Node) cue.Value {
 	return ctx.CompileString("_|_")
 }
 
-// match returns the entries of idx, ascending, whose match unifies with a
-// into a concrete value without error: the definition of a match.
+// standalone turns the syntax of a match into a file that holds the match
+// in field "match", parsed afresh from its text as reparse does.
+//
+// The definition compares A & M with A arc by arc, lets and hidden fields
+// included, so the rebuilt match must have the original's arcs and no
+// others. What Syntax adds around a match would be arcs of it if built in
+// place: the lets it hoists for values the match refers to outside itself,
+// and the `_#def: {...}` it wraps a closed value in. They go to the top of
+// the file, where the match still sees them; the `_#def` embedding stays
+// and keeps the match closed. Nothing else is at the top of a wrapped
+// value (checked), and a hoisted let refers to nothing in the match, so
+// every name resolves as before.
+func standalone(n ast.Node) (*ast.File, error) {
+	var decls []ast.Decl
+	switch x := n.(type) {
+	case *ast.File:
+		decls = x.Decls
+	case *ast.StructLit:
+		decls = x.Elts
+	case ast.Expr:
+		decls = []ast.Decl{&ast.EmbedDecl{Expr: x}}
+	default:
+		return nil, fmt.Errorf("unexpected syntax %T", n)
+	}
+	wrappers := closers(decls)
+	var top, body []ast.Decl
+	for _, d := range decls {
+		outside := false
+		switch d := d.(type) {
+		case *ast.Package, *ast.ImportDecl:
+			outside = true
+		case *ast.LetClause:
+			outside = hoisted(d)
+		case *ast.Field:
+			id, ok := d.Label.(*ast.Ident)
+			outside = ok && wrappers[id.Name]
+		}
+		if outside {
+			top = append(top, d)
+		} else {
+			body = append(body, d)
+		}
+	}
+	if len(wrappers) > 0 {
+		for _, d := range body {
+			if e, ok := d.(*ast.EmbedDecl); !ok || !isIdent(e.Expr, wrappers) {
+				return nil, fmt.Errorf("closed match exported in an unexpected form")
+			}
+		}
+	}
+	top = append(top, &ast.Field{Label: ast.NewString("match"), Value: &ast.StructLit{Elts: body}})
+	f, err := reparse(&ast.File{Decls: top})
+	if err != nil {
+		return nil, err
+	}
+	return f.(*ast.File), nil
+}
+
+func isIdent(x ast.Expr, names map[string]bool) bool {
+	id, ok := x.(*ast.Ident)
+	return ok && names[id.Name]
+}
+
+// match returns the entries of idx, ascending, whose match the alert is an
+// instance of: the definition of a match.
 func (f *fallback) match(a *schema.Alert, idx []int) []int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -79,9 +147,17 @@ func (f *fallback) match(a *schema.Alert, idx []int) []int {
 	var out []int
 	for _, k := range idx {
 		f.uses++
-		if av.Unify(f.value(k)).Validate(cue.Concrete(true)) == nil {
+		if instance(av, f.value(k)) {
 			out = append(out, k)
 		}
 	}
 	return out
+}
+
+// instance reports whether the alert av is an instance of the match m:
+// unified, they validate as concrete and the result is av itself, with
+// nothing added.
+func instance(av, m cue.Value) bool {
+	r := av.Unify(m)
+	return r.Validate(cue.Concrete(true)) == nil && r.Equals(av)
 }

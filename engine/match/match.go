@@ -1,9 +1,17 @@
 // Package match decides which playbooks an alert matches.
 //
-// The definition is CUE's: a playbook matches an alert when the alert as
-// data (schema.Alert.Data), unified with the playbook's match, validates as
-// concrete. Unifying costs tens to hundreds of microseconds per pair, so
-// Compile
+// The definition is CUE's: a playbook matches an alert when the alert is
+// an instance of the match. With A the alert as data (schema.Alert.Data)
+// and M the playbook's match, R := A & M must validate as concrete (no
+// conflict, nothing left open) and equal A (cue.Value.Equals, which skips
+// optional fields): the match constrains the alert and adds nothing to it.
+// So a regular or required field of the match that the alert lacks never
+// matches, whatever its constraint or default, because R would have it and
+// A has not; an optional field `x?: C` constrains x only when the alert has
+// it. Equals also compares lets, hidden fields and definitions, which an
+// alert never has: a match that declares one matches nothing.
+//
+// Unifying costs tens to hundreds of microseconds per pair, so Compile
 // translates the common shapes of a match into Go predicates that give the
 // same answer on every alert, indexes playbooks by alertname, and leaves
 // the rest to CUE in a private, periodically discarded cue.Context.
@@ -37,13 +45,12 @@ type Entry struct {
 // is guarded by a mutex.
 type Index struct {
 	entries []entry
-	// byName lists, per alertname, the entries whose match requires that
-	// alertname when the alert has one; absent lists those that can match
-	// an alert without an alertname label; always lists the entries that
-	// say nothing bucketable about alertname. Lists are ascending and
-	// always is disjoint from the others.
+	// byName lists, per alertname, the entries whose match requires the
+	// alertname label and one of finitely many values for it, so that an
+	// alert without the label matches none of them; always lists the
+	// others but those that never match. Lists are ascending and always is
+	// disjoint from the others.
 	byName map[string][]int
-	absent []int
 	always []int
 	// needs has a bit for each top-level alert field some entry reads, so
 	// that Match asks the alert for no others.
@@ -62,7 +69,10 @@ func Compile(entries []Entry) (*Index, error) {
 		byName:  map[string][]int{},
 	}
 	var errs cueerrors.Error
-	syntax := map[int]ast.Node{}
+	// whole is each fallback match's exported syntax as it is, which
+	// checkRebuild compares; syntax is the same split for the fallback.
+	whole := map[int]ast.Node{}
+	syntax := map[int]*ast.File{}
 	for i, e := range entries {
 		c, cerrs := compileEntry(e, res)
 		for _, err := range cerrs {
@@ -70,17 +80,21 @@ func Compile(entries []Entry) (*Index, error) {
 		}
 		if c.fallback != nil {
 			n, err := reparse(c.fallback)
+			var f *ast.File
+			if err == nil {
+				f, err = standalone(c.fallback)
+			}
 			if err != nil {
 				errs = cueerrors.Append(errs, errorf(e.Match.Pos(), "playbook %s: match: %v", e.Name, err))
 				continue
 			}
-			c.fallback = n
-			syntax[i] = n
+			c.fallback = f
+			whole[i], syntax[i] = n, f
 		}
 		ix.entries[i] = c
 	}
 	if errs == nil && len(syntax) > 0 {
-		errs = checkRebuild(entries, syntax)
+		errs = checkRebuild(entries, whole)
 		ix.fb = newFallback(syntax)
 	}
 	if errs != nil {
@@ -102,8 +116,8 @@ func Compile(entries []Entry) (*Index, error) {
 // reparse turns exported syntax into freshly parsed syntax. Building the
 // exported tree itself can resolve identifiers differently from its text:
 // with CUE v0.17.1 a closed definition reached through a let that Syntax
-// hoisted lost its closedness. The text is what the check below compares,
-// so the text is what the fallback keeps.
+// hoisted lost its closedness. The text is what checkRebuild compares, so
+// the text is what the fallback keeps.
 func reparse(n ast.Node) (ast.Node, error) {
 	b, err := format.Node(n)
 	if err != nil {
@@ -119,7 +133,9 @@ func reparse(n ast.Node) (ast.Node, error) {
 // from its syntax in another context: exporting the rebuilt value must
 // give the original's export back. Syntax is documented as possibly
 // inexact, and a fallback that silently differs from the definition is
-// worse than a playbook that fails to load.
+// worse than a playbook that fails to load. (The fallback builds the same
+// text split by standalone, which moves declarations without changing
+// what they mean.)
 func checkRebuild(entries []Entry, syntax map[int]ast.Node) cueerrors.Error {
 	ctx := cuecontext.New()
 	var errs cueerrors.Error
@@ -165,19 +181,19 @@ func normalize(n ast.Node) ast.Node {
 
 func (ix *Index) bucket(i int) {
 	e := &ix.entries[i]
+	if e.never {
+		return
+	}
 	for _, p := range e.preds {
 		if p.scope != scopeLabels || p.name != "alertname" {
 			continue
 		}
 		names, ok := literals(p.cond)
-		if !ok {
+		if !ok || p.absentOK {
 			break
 		}
 		for _, n := range names {
 			ix.byName[n] = append(ix.byName[n], i)
-		}
-		if p.absentOK {
-			ix.absent = append(ix.absent, i)
 		}
 		return
 	}
@@ -188,15 +204,15 @@ func (ix *Index) bucket(i int) {
 // so in declaration order) of the playbooks the alert matches.
 func (ix *Index) Match(a *schema.Alert) []int {
 	v := newView(a, ix.needs)
-	first := ix.absent
+	var named []int
 	if name, ok := a.Labels["alertname"]; ok {
-		first = ix.byName[clean(name)]
+		named = ix.byName[clean(name)]
 	}
 	var out, pending []int
-	for i, j := 0, 0; i < len(first) || j < len(ix.always); {
+	for i, j := 0, 0; i < len(named) || j < len(ix.always); {
 		var k int
-		if j == len(ix.always) || (i < len(first) && first[i] < ix.always[j]) {
-			k, i = first[i], i+1
+		if j == len(ix.always) || (i < len(named) && named[i] < ix.always[j]) {
+			k, i = named[i], i+1
 		} else {
 			k, j = ix.always[j], j+1
 		}
