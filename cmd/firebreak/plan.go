@@ -104,17 +104,23 @@ func readAlerts(stdin io.Reader, name string) ([]schema.Alert, error) {
 // loadPlanner loads and validates the repository; an invalid one prints
 // its diagnostics to stderr.
 func loadPlanner(cmd *cobra.Command, dir string) (*plan.Planner, error) {
+	p, _, err := loadPlannerRepo(cmd, dir)
+	return p, err
+}
+
+func loadPlannerRepo(cmd *cobra.Command, dir string) (*plan.Planner, *repo.Repo, error) {
 	r, err := repo.Load(dir)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if !r.Valid() {
 		for _, d := range r.Diagnostics {
 			fmt.Fprintln(cmd.ErrOrStderr(), d)
 		}
-		return nil, fmt.Errorf("%s: %d problem(s) in the playbook repository", dir, len(r.Diagnostics))
+		return nil, nil, fmt.Errorf("%s: %d problem(s) in the playbook repository", dir, len(r.Diagnostics))
 	}
-	return plan.New(r)
+	p, err := plan.New(r)
+	return p, r, err
 }
 
 func printPlans(w io.Writer, results []plan.Result) {

@@ -37,10 +37,10 @@ func usagef(format string, args ...any) error {
 func Main() int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	return run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	return execute(ctx, os.Args[1:], os.Stdout, os.Stderr)
 }
 
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+func execute(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root := newRootCmd(stdout, stderr)
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
@@ -82,6 +82,7 @@ playbooks/*.cue and playbooks/tests/*.cue. Start one with 'firebreak init'.`,
 		newInitCmd(),
 		newSchemaCmd(),
 		newDemoCmd(),
+		newRunCmd(),
 	)
 	return root
 }

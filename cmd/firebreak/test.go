@@ -7,9 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/firebreak-dev/firebreak/engine/plan"
 	"github.com/firebreak-dev/firebreak/engine/playtest"
-	"github.com/firebreak-dev/firebreak/engine/repo"
 )
 
 type testOptions struct {
@@ -50,18 +48,7 @@ test fails.`,
 				}
 				filter = re
 			}
-			dir := dirArg(args)
-			r, err := repo.Load(dir)
-			if err != nil {
-				return err
-			}
-			if !r.Valid() {
-				for _, d := range r.Diagnostics {
-					fmt.Fprintln(cmd.ErrOrStderr(), d)
-				}
-				return fmt.Errorf("%s: %d problem(s) in the playbook repository", dir, len(r.Diagnostics))
-			}
-			p, err := plan.New(r)
+			p, r, err := loadPlannerRepo(cmd, dirArg(args))
 			if err != nil {
 				return err
 			}
