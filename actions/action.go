@@ -87,6 +87,54 @@ func DecodeParams(params map[string]any, dst any) error {
 	return nil
 }
 
+// Logger returns the environment's logger, or one that discards.
+func (e *Env) Logger() *slog.Logger {
+	if e.Log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return e.Log
+}
+
+// Clock returns the current time from Now, or the system clock.
+func (e *Env) Clock() time.Time {
+	if e.Now == nil {
+		return time.Now()
+	}
+	return e.Now()
+}
+
+// SafeError returns err with a redacted message over a rebuilt chain that
+// holds only what callers test for — the sandbox's and the HTTP client's
+// sentinels, context errors, extra, and a *webclient.StatusError with a
+// redacted body — so no unredacted text hides behind Unwrap.
+func SafeError(err error, redact func(string) string, extra ...error) error {
+	if err == nil {
+		return nil
+	}
+	var keep []error
+	sentinels := append([]error{ErrRefused, webclient.ErrHostNotAllowed, webclient.ErrBodyTooLarge, context.DeadlineExceeded, context.Canceled, secrets.ErrNotFound}, extra...)
+	for _, s := range sentinels {
+		if errors.Is(err, s) {
+			keep = append(keep, s)
+		}
+	}
+	var se *webclient.StatusError
+	if errors.As(err, &se) {
+		keep = append(keep, &webclient.StatusError{Code: se.Code, Body: redact(se.Body)})
+	}
+	return &scrubbed{msg: redact(err.Error()), err: errors.Join(keep...)}
+}
+
+// scrubbed is an error whose message has been redacted; errors.Is and
+// errors.As still see the chain.
+type scrubbed struct {
+	msg string
+	err error
+}
+
+func (e *scrubbed) Error() string { return e.msg }
+func (e *scrubbed) Unwrap() error { return e.err }
+
 // ErrRefused marks a step the sandbox refused: nothing was changed.
 var ErrRefused = errors.New("refused by the sandbox")
 

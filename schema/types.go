@@ -230,3 +230,33 @@ type Paths struct {
 	Incidents   string `json:"incidents"`
 	Postmortems string `json:"postmortems"`
 }
+
+// SecretNames lists the names of every secret the config refers to.
+func (c *Config) SecretNames() []string {
+	if c == nil {
+		return nil
+	}
+	var names []string
+	for _, t := range c.Targets {
+		switch {
+		case t.Git != nil && t.Git.Token != nil:
+			names = append(names, t.Git.Token.Secret)
+		case t.Prometheus != nil && t.Prometheus.Token != nil:
+			names = append(names, t.Prometheus.Token.Secret)
+		}
+	}
+	for _, ch := range c.Channels {
+		switch {
+		case ch.Slack != nil:
+			names = append(names, ch.Slack.Webhook.Secret)
+		case ch.Webhook != nil && ch.Webhook.HMAC != nil:
+			names = append(names, ch.Webhook.HMAC.Secret)
+		case ch.PagerDuty != nil:
+			names = append(names, ch.PagerDuty.RoutingKey.Secret)
+		}
+	}
+	if c.GitHub != nil {
+		names = append(names, c.GitHub.Token.Secret)
+	}
+	return names
+}

@@ -37,39 +37,10 @@ func Redactor(cfg *schema.Config, sec *secrets.Store) func(string) string {
 	if sec == nil {
 		return func(s string) string { return s }
 	}
-	for _, name := range secretNames(cfg) {
+	for _, name := range cfg.SecretNames() {
 		_, _ = sec.Get(name)
 	}
 	return sec.Redact
-}
-
-func secretNames(cfg *schema.Config) []string {
-	if cfg == nil {
-		return nil
-	}
-	var names []string
-	for _, t := range cfg.Targets {
-		switch {
-		case t.Git != nil && t.Git.Token != nil:
-			names = append(names, t.Git.Token.Secret)
-		case t.Prometheus != nil && t.Prometheus.Token != nil:
-			names = append(names, t.Prometheus.Token.Secret)
-		}
-	}
-	for _, ch := range cfg.Channels {
-		switch {
-		case ch.Slack != nil:
-			names = append(names, ch.Slack.Webhook.Secret)
-		case ch.Webhook != nil && ch.Webhook.HMAC != nil:
-			names = append(names, ch.Webhook.HMAC.Secret)
-		case ch.PagerDuty != nil:
-			names = append(names, ch.PagerDuty.RoutingKey.Secret)
-		}
-	}
-	if cfg.GitHub != nil {
-		names = append(names, cfg.GitHub.Token.Secret)
-	}
-	return names
 }
 
 // Stamp names the step that made a commit. It goes into the commit message

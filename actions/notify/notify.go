@@ -23,7 +23,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -32,7 +31,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/firebreak-dev/firebreak/actions"
-	"github.com/firebreak-dev/firebreak/actions/secrets"
 	"github.com/firebreak-dev/firebreak/actions/webclient"
 	"github.com/firebreak-dev/firebreak/schema"
 )
@@ -145,9 +143,9 @@ func (Action) Execute(ctx context.Context, env *actions.Env, req *actions.Reques
 		if errors.Is(err, webclient.ErrHostNotAllowed) && !errors.Is(err, actions.ErrRefused) {
 			err = fmt.Errorf("%w: %w", actions.ErrRefused, err)
 		}
-		return nil, safe(fmt.Errorf("notify %s (%s): %w", m.Channel, m.kind, err), scrub)
+		return nil, actions.SafeError(fmt.Errorf("notify %s (%s): %w", m.Channel, m.kind, err), scrub)
 	}
-	logger(env).Info("notified", "channel", m.Channel, "kind", m.kind, "incident", req.Incident, "step", req.Step.Name)
+	env.Logger().Info("notified", "channel", m.Channel, "kind", m.kind, "incident", req.Incident, "step", req.Step.Name)
 	return &actions.Outcome{
 		Summary: fmt.Sprintf("notified %s channel %q: %s", m.kind, m.Channel, oneLine(m)),
 		Target:  m.Channel,
@@ -215,7 +213,7 @@ const (
 // webhook posts the JSON body, signed with HMAC-SHA256 of the body when
 // the channel names an hmac secret.
 func (m *message) webhook(ctx context.Context, env *actions.Env, req *actions.Request) error {
-	now := now(env).UTC()
+	now := env.Clock().UTC()
 	body, err := json.Marshal(webhookBody{
 		Incident: req.Incident,
 		Playbook: req.Playbook,
@@ -374,7 +372,7 @@ func redactor(env *actions.Env) func(string) string {
 	}
 	// The path of a Slack webhook URL is its credential: redact it alone too.
 	var paths []string
-	for _, name := range configSecrets(env.Config) {
+	for _, name := range env.Config.SecretNames() {
 		v, err := env.Secrets.Get(name) // a missing secret fails where it is used
 		if err != nil || !slackSecret(env.Config, name) {
 			continue
@@ -399,75 +397,4 @@ func slackSecret(cfg *schema.Config, name string) bool {
 		}
 	}
 	return false
-}
-
-// configSecrets lists the names of the secrets firebreak.cue refers to.
-func configSecrets(cfg *schema.Config) []string {
-	if cfg == nil {
-		return nil
-	}
-	var names []string
-	for _, t := range cfg.Targets {
-		switch {
-		case t.Git != nil && t.Git.Token != nil:
-			names = append(names, t.Git.Token.Secret)
-		case t.Prometheus != nil && t.Prometheus.Token != nil:
-			names = append(names, t.Prometheus.Token.Secret)
-		}
-	}
-	for _, ch := range cfg.Channels {
-		switch {
-		case ch.Slack != nil:
-			names = append(names, ch.Slack.Webhook.Secret)
-		case ch.Webhook != nil && ch.Webhook.HMAC != nil:
-			names = append(names, ch.Webhook.HMAC.Secret)
-		case ch.PagerDuty != nil:
-			names = append(names, ch.PagerDuty.RoutingKey.Secret)
-		}
-	}
-	if cfg.GitHub != nil {
-		names = append(names, cfg.GitHub.Token.Secret)
-	}
-	return names
-}
-
-// safe returns err with a redacted message over a rebuilt chain that holds
-// only what callers test for (sentinels, and a *webclient.StatusError with
-// a redacted body), so no unredacted text hides behind Unwrap.
-func safe(err error, redact func(string) string) error {
-	var keep []error
-	for _, s := range []error{actions.ErrRefused, webclient.ErrHostNotAllowed, webclient.ErrBodyTooLarge, context.DeadlineExceeded, context.Canceled, secrets.ErrNotFound} {
-		if errors.Is(err, s) {
-			keep = append(keep, s)
-		}
-	}
-	var se *webclient.StatusError
-	if errors.As(err, &se) {
-		keep = append(keep, &webclient.StatusError{Code: se.Code, Body: redact(se.Body)})
-	}
-	return &scrubbed{msg: redact(err.Error()), err: errors.Join(keep...)}
-}
-
-// scrubbed is an error whose message has been redacted; errors.Is and
-// errors.As still see the chain.
-type scrubbed struct {
-	msg string
-	err error
-}
-
-func (e *scrubbed) Error() string { return e.msg }
-func (e *scrubbed) Unwrap() error { return e.err }
-
-func logger(env *actions.Env) *slog.Logger {
-	if env.Log == nil {
-		return slog.New(slog.DiscardHandler)
-	}
-	return env.Log
-}
-
-func now(env *actions.Env) time.Time {
-	if env.Now == nil {
-		return time.Now()
-	}
-	return env.Now()
 }

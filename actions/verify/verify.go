@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/url"
 	"sort"
@@ -18,9 +17,7 @@ import (
 	"time"
 
 	"github.com/firebreak-dev/firebreak/actions"
-	"github.com/firebreak-dev/firebreak/actions/secrets"
 	"github.com/firebreak-dev/firebreak/actions/webclient"
-	"github.com/firebreak-dev/firebreak/schema"
 )
 
 // DefaultEvery is the interval between checks when a step gives none.
@@ -157,8 +154,8 @@ func (Action) Execute(ctx context.Context, env *actions.Env, req *actions.Reques
 	if err != nil {
 		return nil, err
 	}
-	fail := func(err error) error { return safe(err, redact) }
-	log := logger(env)
+	fail := func(err error) error { return actions.SafeError(err, redact, ErrNotHeld) }
+	log := env.Logger()
 
 	check := s.checkURL
 	if s.Query != "" {
@@ -350,72 +347,8 @@ func redactor(env *actions.Env) func(string) string {
 	if env.Secrets == nil {
 		return func(s string) string { return s }
 	}
-	for _, name := range configSecrets(env.Config) {
+	for _, name := range env.Config.SecretNames() {
 		_, _ = env.Secrets.Get(name) // a missing secret fails where it is used
 	}
 	return env.Secrets.Redact
-}
-
-// configSecrets lists the names of the secrets firebreak.cue refers to.
-func configSecrets(cfg *schema.Config) []string {
-	if cfg == nil {
-		return nil
-	}
-	var names []string
-	for _, t := range cfg.Targets {
-		switch {
-		case t.Git != nil && t.Git.Token != nil:
-			names = append(names, t.Git.Token.Secret)
-		case t.Prometheus != nil && t.Prometheus.Token != nil:
-			names = append(names, t.Prometheus.Token.Secret)
-		}
-	}
-	for _, ch := range cfg.Channels {
-		switch {
-		case ch.Slack != nil:
-			names = append(names, ch.Slack.Webhook.Secret)
-		case ch.Webhook != nil && ch.Webhook.HMAC != nil:
-			names = append(names, ch.Webhook.HMAC.Secret)
-		case ch.PagerDuty != nil:
-			names = append(names, ch.PagerDuty.RoutingKey.Secret)
-		}
-	}
-	if cfg.GitHub != nil {
-		names = append(names, cfg.GitHub.Token.Secret)
-	}
-	return names
-}
-
-// safe returns err with a redacted message over a rebuilt chain that holds
-// only what callers test for (sentinels, and a *webclient.StatusError with
-// a redacted body), so no unredacted text hides behind Unwrap.
-func safe(err error, redact func(string) string) error {
-	var keep []error
-	for _, s := range []error{actions.ErrRefused, webclient.ErrHostNotAllowed, webclient.ErrBodyTooLarge, context.DeadlineExceeded, context.Canceled, secrets.ErrNotFound, ErrNotHeld} {
-		if errors.Is(err, s) {
-			keep = append(keep, s)
-		}
-	}
-	var se *webclient.StatusError
-	if errors.As(err, &se) {
-		keep = append(keep, &webclient.StatusError{Code: se.Code, Body: redact(se.Body)})
-	}
-	return &scrubbed{msg: redact(err.Error()), err: errors.Join(keep...)}
-}
-
-// scrubbed is an error whose message has been redacted; errors.Is and
-// errors.As still see the chain.
-type scrubbed struct {
-	msg string
-	err error
-}
-
-func (e *scrubbed) Error() string { return e.msg }
-func (e *scrubbed) Unwrap() error { return e.err }
-
-func logger(env *actions.Env) *slog.Logger {
-	if env.Log == nil {
-		return slog.New(slog.DiscardHandler)
-	}
-	return env.Log
 }
