@@ -146,7 +146,10 @@ func (r *Runner) step(ctx context.Context, req *Request, s schema.Step) StepResu
 		return finish(Refused, nil, actions.Refusef("%v", vs[0]))
 	}
 	if err := a.Validate(s.Params); err != nil {
-		return finish(Refused, nil, actions.Refusef("%v", err))
+		if !errors.Is(err, actions.ErrRefused) {
+			err = actions.Refusef("%v", err)
+		}
+		return finish(Refused, nil, err)
 	}
 	if s.Approval == "required" && !req.Approved[s.Name] && !r.DryRun {
 		return finish(Waiting, nil, nil)
