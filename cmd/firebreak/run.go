@@ -205,7 +205,7 @@ func printStepResults(w io.Writer, indent string, steps []run.StepResult) {
 		if s.Outcome != nil && s.Outcome.Summary != "" {
 			line += ": " + s.Outcome.Summary
 		}
-		if s.Outcome != nil && s.Outcome.Commit != "" {
+		if s.Outcome != nil && s.Outcome.Commit != "" && !strings.Contains(line, short(s.Outcome.Commit)) {
 			line += " [commit " + short(s.Outcome.Commit) + "]"
 		}
 		if s.Error != "" {
