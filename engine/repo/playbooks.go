@@ -87,8 +87,10 @@ func (l *loader) playbook(pkg cue.Value, name string, unit *Unit, cfg *schema.Co
 	}
 	// Concrete validation finds missing required fields; values computed
 	// from the alert are filled with a probe so they do not count as missing.
+	// The probe fills the playbook's unit, not the package: filling the
+	// package re-evaluates every playbook in it, for each playbook.
 	probe := l.ctx.Encode(probeAlert(unit))
-	probed := pkg.FillPath(cue.MakePath(cue.Str(AlertName)), probe).LookupPath(cue.MakePath(cue.Str(name))).Unify(l.defs.Playbook)
+	probed := l.ctx.BuildInstance(unit.Instance()).FillPath(cue.MakePath(cue.Str(AlertName)), probe).LookupPath(cue.MakePath(cue.Str(name))).Unify(l.defs.Playbook)
 	iter, _ := probed.Fields()
 	for iter.Next() {
 		switch iter.Selector().Unquoted() {
