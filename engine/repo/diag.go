@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"cuelang.org/go/cue/ast"
 	"cuelang.org/go/cue/errors"
 	"cuelang.org/go/cue/token"
 
@@ -33,6 +34,9 @@ type diags struct {
 	dir  string
 	list []Diagnostic
 	seen map[Diagnostic]bool
+	// prefer holds the declarations of the playbook being checked: of the
+	// positions an error has, one inside them is the one to show.
+	prefer []ast.Node
 }
 
 func (ds *diags) add(d Diagnostic) {
@@ -73,7 +77,7 @@ func (ds *diags) cue(err error, fallback token.Pos, fallbackFile string) {
 	for _, e := range errors.Errors(err) {
 		path := strings.Join(e.Path(), ".")
 		format, args := e.Msg()
-		pos := userPos(e, fallback)
+		pos := ds.userPos(e, fallback)
 		switch {
 		case strings.HasSuffix(format, "errors in empty disjunction:"):
 			disjunction[path] = true
@@ -121,9 +125,18 @@ func (ds *diags) cue(err error, fallback token.Pos, fallbackFile string) {
 	}
 }
 
-// userPos is the first position of e in a user file, not the schema.
-func userPos(e errors.Error, fallback token.Pos) token.Pos {
-	for _, p := range append([]token.Pos{e.Position()}, e.InputPositions()...) {
+// userPos is the position of e to show: the first inside the preferred
+// declarations, else the first in a user file, not the schema.
+func (ds *diags) userPos(e errors.Error, fallback token.Pos) token.Pos {
+	all := append([]token.Pos{e.Position()}, e.InputPositions()...)
+	for _, p := range all {
+		for _, n := range ds.prefer {
+			if p.IsValid() && p.Filename() == n.Pos().Filename() && p.Offset() >= n.Pos().Offset() && p.Offset() < n.End().Offset() {
+				return p
+			}
+		}
+	}
+	for _, p := range all {
 		if p.IsValid() && !schema.IsSchemaFile(p.Filename()) {
 			return p
 		}

@@ -132,10 +132,11 @@ func Load(dir string) (*Repo, error) {
 }
 
 type loader struct {
-	ctx  *cue.Context
-	defs *schema.Defs
-	dir  string
-	ds   *diags
+	ctx   *cue.Context
+	defs  *schema.Defs
+	dir   string
+	ds    *diags
+	paths map[string]cue.Path
 }
 
 func (l *loader) config() *schema.Config {

@@ -3,9 +3,13 @@ package repo
 import (
 	"encoding/json"
 	"fmt"
+	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
+
+	"cuelang.org/go/cue/cuecontext"
 
 	"cuelang.org/go/cue"
 	cueerrors "cuelang.org/go/cue/errors"
@@ -39,24 +43,7 @@ func (l *loader) playbooks(cfg *schema.Config) []*Playbook {
 	for _, pos := range units.misplaced {
 		l.ds.at(pos, PlaybooksDir, "%s is declared by firebreak: it is the triggering alert; rename this field", AlertName)
 	}
-	// An error in one playbook poisons the package value, so each playbook
-	// is checked on its own and the package error is reported only when no
-	// playbook explains it.
-	pkg := l.ctx.BuildInstance(inst)
-	before := len(l.ds.list)
-	defer func() {
-		if err := pkg.Err(); err != nil && len(l.ds.list) == before {
-			l.ds.cue(err, token.NoPos, PlaybooksDir)
-		}
-	}()
-	var out []*Playbook
-	for _, name := range units.names {
-		unit := units.unit(name)
-		if pb := l.playbook(pkg, name, unit, cfg); pb != nil {
-			pb.Unit = unit
-			out = append(out, pb)
-		}
-	}
+	out := l.validateAll(units, cfg)
 	// Regular expressions are compiled where matching compiles them, so
 	// validate and the engine can never disagree on one.
 	entries := make([]match.Entry, len(out))
@@ -69,47 +56,130 @@ func (l *loader) playbooks(cfg *schema.Config) []*Playbook {
 	return out
 }
 
+// validateAll validates every playbook, in parallel: the playbooks are
+// split into one group per CPU, and each group is evaluated as its own
+// unit in its own cue.Context (a context is not safe for concurrent use).
+// Small repositories stay on one goroutine.
+func (l *loader) validateAll(units *units, cfg *schema.Config) []*Playbook {
+	workers := min(runtime.GOMAXPROCS(0), 1+len(units.names)/100)
+	groups := make([][]string, workers)
+	for i, name := range units.names {
+		w := i * workers / len(units.names)
+		groups[w] = append(groups[w], name)
+	}
+	results := make([][]*Playbook, workers)
+	subs := make([]*loader, workers)
+	var wg sync.WaitGroup
+	for w := range groups {
+		sub := l
+		if w > 0 {
+			sub = &loader{ctx: cuecontext.New(), dir: l.dir, ds: &diags{dir: l.dir}}
+		}
+		subs[w] = sub
+		wg.Go(func() { results[w] = sub.validateGroup(units, groups[w], cfg) })
+	}
+	wg.Wait()
+	var out []*Playbook
+	for w, sub := range subs {
+		if sub != l {
+			for _, d := range sub.ds.list {
+				l.ds.add(d)
+			}
+		}
+		out = append(out, results[w]...)
+	}
+	return out
+}
+
+// validateGroup validates the playbooks names, evaluated together as one
+// unit. An error in one playbook poisons the package value, so each
+// playbook is checked on its own and the package error is reported only
+// when no playbook explains it.
+func (l *loader) validateGroup(units *units, names []string, cfg *schema.Config) []*Playbook {
+	if l.defs == nil {
+		defs, err := schema.Compile(l.ctx)
+		if err != nil {
+			l.ds.add(Diagnostic{File: PlaybooksDir, Message: err.Error()})
+			return nil
+		}
+		l.defs = defs
+	}
+	inst := units.unit(names...).Instance()
+	pkg := l.ctx.BuildInstance(inst)
+	// The same playbooks once more with alert bound to a probe: every label
+	// and annotation they read set to a placeholder, so that values computed
+	// from the alert are concrete and a missing field shows as incomplete.
+	// One evaluation of the package, as cue vet does, not one per playbook.
+	probed := l.ctx.BuildInstance(withProbe(inst))
+	before := len(l.ds.list)
+	var out []*Playbook
+	for _, name := range names {
+		l.ds.prefer = units.decls(name)
+		pb := l.playbook(pkg, probed, name, cfg)
+		l.ds.prefer = nil
+		if pb != nil {
+			pb.Unit = units.unit(name)
+			out = append(out, pb)
+		}
+	}
+	if err := pkg.Err(); err != nil && len(l.ds.list) == before {
+		l.ds.cue(err, token.NoPos, PlaybooksDir)
+	}
+	return out
+}
+
 // playbook validates one playbook and decodes what the engine needs of it.
-func (l *loader) playbook(pkg cue.Value, name string, unit *Unit, cfg *schema.Config) (pb *Playbook) {
-	raw := pkg.LookupPath(cue.MakePath(cue.Str(name)))
+func (l *loader) playbook(pkg, probed cue.Value, name string, cfg *schema.Config) (pb *Playbook) {
+	sel := cue.MakePath(cue.Str(name))
+	raw := pkg.LookupPath(sel)
 	pos := raw.Pos()
 	file := l.ds.rel(pos.Filename())
 	if !playbookName.MatchString(name) {
 		l.ds.at(pos, file, "playbook name %q: use letters, digits and _ and start with a letter", name)
 		return nil
 	}
-	// Schema errors do not stop the checks below: every problem of the
-	// playbook is reported in one run.
-	v := raw.Unify(l.defs.Playbook)
-	schemaErr := v.Validate()
-	if schemaErr != nil {
-		l.ds.cue(schemaErr, pos, file)
+	// Checked with the probe alert; only when that finds something other
+	// than a missing value is the playbook checked again without it,
+	// because the probe's placeholders may be what conflicts, and that
+	// pass's errors are the ones reported. Schema errors do not stop the
+	// checks below: every problem of the playbook is reported in one run.
+	v := probed.LookupPath(sel).Unify(l.defs.Playbook)
+	var concreteErrs []error
+	conflict := false
+	check := func(err error) {
+		if err == nil {
+			return
+		}
+		concreteErrs = append(concreteErrs, err)
+		for _, e := range cueerrors.Errors(err) {
+			conflict = conflict || !isIncomplete(e)
+		}
 	}
-	// Concrete validation finds missing required fields; values computed
-	// from the alert are filled with a probe so they do not count as missing.
-	// The probe fills the playbook's unit, not the package: filling the
-	// package re-evaluates every playbook in it, for each playbook.
-	probe := l.ctx.Encode(probeAlert(unit))
-	probed := l.ctx.BuildInstance(unit.Instance()).FillPath(cue.MakePath(cue.Str(AlertName)), probe).LookupPath(cue.MakePath(cue.Str(name))).Unify(l.defs.Playbook)
-	iter, _ := probed.Fields()
+	iter, _ := v.Fields()
 	for iter.Next() {
 		switch iter.Selector().Unquoted() {
 		case "match":
-			continue // a constraint on alerts, not a value
+			check(iter.Value().Validate()) // a constraint on alerts, not a value
 		case "steps", "on_failure":
 			// Element by element: CUE reports one error per list.
 			for _, e := range elements(iter.Value()) {
-				if err := e.Validate(cue.Concrete(true)); err != nil {
-					l.missing(pkg, err, pos, file)
-				}
+				check(e.Validate(cue.Concrete(true)))
 			}
 		default:
-			if err := iter.Value().Validate(cue.Concrete(true)); err != nil {
-				l.missing(pkg, err, pos, file)
-			}
+			check(iter.Value().Validate(cue.Concrete(true)))
 		}
 	}
-	pb = &Playbook{Name: name, File: file, Line: pos.Line(), Match: raw.LookupPath(cue.ParsePath("match"))}
+	var schemaErr error
+	if conflict {
+		v = raw.Unify(l.defs.Playbook)
+		if schemaErr = v.Validate(); schemaErr != nil {
+			l.ds.cue(schemaErr, pos, file)
+		}
+	}
+	for _, err := range concreteErrs {
+		l.missing(pkg, err, pos, file)
+	}
+	pb = &Playbook{Name: name, File: file, Line: pos.Line(), Match: raw.LookupPath(l.sel("match"))}
 	var meta struct {
 		Title    string   `json:"title"`
 		Owner    string   `json:"owner"`
@@ -122,13 +192,14 @@ func (l *loader) playbook(pkg cue.Value, name string, unit *Unit, cfg *schema.Co
 		path string
 		dst  any
 	}{{"title", &meta.Title}, {"owner", &meta.Owner}, {"severity", &meta.Severity}, {"group_by", &meta.GroupBy}, {"cooldown", &meta.Cooldown}} {
-		fv := v.LookupPath(cue.ParsePath(f.path))
-		if f.path == "title" && fv.Validate() == nil && fv.Validate(cue.Concrete(true)) != nil {
+		fv, rv := v.LookupPath(l.sel(f.path)), raw.LookupPath(l.sel(f.path))
+		literal := !rv.Exists() || rv.Validate(cue.Concrete(true)) == nil
+		if f.path == "title" && !literal {
 			continue // a title may name the alert; render fills it in
 		}
-		if err := fv.Validate(cue.Concrete(true)); err != nil {
-			if schemaErr == nil && fv.Exists() {
-				l.ds.at(fv.Pos(), file, "%s.%s: must be a literal value, not computed from the alert", name, f.path)
+		if err := fv.Validate(cue.Concrete(true)); err != nil || !literal {
+			if schemaErr == nil && rv.Exists() && !literal {
+				l.ds.at(rv.Pos(), file, "%s.%s: must be a literal value, not computed from the alert", name, f.path)
 			}
 			metaOK = false
 			continue
@@ -145,11 +216,11 @@ func (l *loader) playbook(pkg cue.Value, name string, unit *Unit, cfg *schema.Co
 	if metaOK {
 		cooldown, err := time.ParseDuration(meta.Cooldown)
 		if err != nil {
-			l.ds.at(v.LookupPath(cue.ParsePath("cooldown")).Pos(), file, "%s.cooldown: %v", name, err)
+			l.ds.at(v.LookupPath(l.sel("cooldown")).Pos(), file, "%s.cooldown: %v", name, err)
 		}
 		pb.Cooldown = cooldown
 	}
-	ownerPos := v.LookupPath(cue.ParsePath("owner")).Pos()
+	ownerPos := v.LookupPath(l.sel("owner")).Pos()
 	if cfg != nil && pb.Owner != "" {
 		if _, ok := cfg.Policy.Owners[pb.Owner]; !ok {
 			l.ds.at(ownerPos, file, "%s.owner: owner %s has no policy in firebreak.cue", name, pb.Owner)
@@ -164,7 +235,7 @@ func (l *loader) playbook(pkg cue.Value, name string, unit *Unit, cfg *schema.Co
 	}()
 	for _, list := range []string{"steps", "on_failure"} {
 		// The raw value: a schema error in one step must not hide the others.
-		for i, sv := range elements(raw.LookupPath(cue.ParsePath(list))) {
+		for i, sv := range elements(raw.LookupPath(l.sel(list))) {
 			l.step(sv, fmt.Sprintf("%s.%s.%d", name, list, i), file, pb.Owner, cfg, names)
 		}
 	}
@@ -190,7 +261,7 @@ func (l *loader) step(sv cue.Value, path, file, owner string, cfg *schema.Config
 	}
 	action := present[0]
 	av := sv.LookupPath(cue.MakePath(cue.Str(action)))
-	if n := sv.LookupPath(cue.ParsePath("name")); n.Exists() {
+	if n := sv.LookupPath(l.sel("name")); n.Exists() {
 		if s, err := n.String(); err == nil {
 			if prev, dup := names[s]; dup {
 				l.ds.at(n.Pos(), file, "%s.name: step name %q is already used at line %d", path, s, prev.Line())
@@ -215,11 +286,11 @@ func (l *loader) step(sv cue.Value, path, file, owner string, cfg *schema.Config
 	}
 	oneOf := map[string][2]string{"scale": {"replicas", "factor"}, "verify": {"query", "url"}}
 	if pair, ok := oneOf[action]; ok {
-		a, b := av.LookupPath(cue.ParsePath(pair[0])).Exists(), av.LookupPath(cue.ParsePath(pair[1])).Exists()
+		a, b := av.LookupPath(l.sel(pair[0])).Exists(), av.LookupPath(l.sel(pair[1])).Exists()
 		if a == b {
 			l.ds.at(av.Pos(), file, "%s.%s: set exactly one of %s or %s", path, action, pair[0], pair[1])
 		}
-		if action == "verify" && a && !av.LookupPath(cue.ParsePath("datasource")).Exists() {
+		if action == "verify" && a && !av.LookupPath(l.sel("datasource")).Exists() {
 			l.ds.at(av.Pos(), file, "%s.verify: a query needs a datasource (a prometheus target)", path)
 		}
 	}
@@ -237,13 +308,20 @@ func (l *loader) step(sv cue.Value, path, file, owner string, cfg *schema.Config
 	}
 }
 
+// isIncomplete reports whether a CUE error says a value is missing rather
+// than wrong.
+func isIncomplete(e cueerrors.Error) bool {
+	msg := e.Error()
+	return strings.Contains(msg, "incomplete value") || strings.Contains(msg, "non-concrete")
+}
+
 // missing reports the errors of a concrete pass that say a value is
 // missing. With the probe alert filled in, any other error is the probe's
 // doing, and real conflicts were already reported by the non-concrete pass.
 // A field absent from the user's playbook is reported at its parent.
 func (l *loader) missing(pkg cue.Value, err error, fallback token.Pos, file string) {
 	for _, e := range cueerrors.Errors(err) {
-		if msg := e.Error(); !strings.Contains(msg, "incomplete value") && !strings.Contains(msg, "non-concrete") {
+		if !isIncomplete(e) {
 			continue
 		}
 		path := e.Path()
@@ -288,4 +366,18 @@ func elements(v cue.Value) []cue.Value {
 		}
 		out = append(out, e)
 	}
+}
+
+// sel returns the parsed path p. Parsing showed up in profiles of
+// validating 1,000 playbooks, so paths are parsed once per load.
+func (l *loader) sel(p string) cue.Path {
+	if cp, ok := l.paths[p]; ok {
+		return cp
+	}
+	if l.paths == nil {
+		l.paths = map[string]cue.Path{}
+	}
+	cp := cue.ParsePath(p)
+	l.paths[p] = cp
+	return cp
 }

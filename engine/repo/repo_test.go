@@ -1,6 +1,7 @@
 package repo
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -126,5 +127,45 @@ func TestMissingConfig(t *testing.T) {
 	}
 	if len(r.Diagnostics) != 2 || r.Diagnostics[0].File != "firebreak.cue" || r.Diagnostics[1].File != "playbooks" {
 		t.Errorf("diagnostics %v", r.Diagnostics)
+	}
+}
+
+// TestParallelValidation loads enough playbooks to be validated on several
+// goroutines, sharing definitions, hidden fields and an import across
+// files, with errors in both halves: the result must be the same as one
+// goroutine gives, and -race must stay quiet.
+func TestParallelValidation(t *testing.T) {
+	var a, b strings.Builder
+	a.WriteString("package playbooks\n\nimport \"strings\"\n\n#Base: {owner: \"@acme/team\", severity: \"info\", ...}\n_text: strings.ToUpper(\"x\")\n")
+	b.WriteString("package playbooks\n\n")
+	for i := range 300 {
+		w := &a
+		if i >= 150 {
+			w = &b
+		}
+		sev := ""
+		if i == 7 || i == 290 {
+			sev = `, severity: "loud"`
+		}
+		fmt.Fprintf(w, "p%03d: #Base & {title: \"p\"%s, match: labels: alertname: \"A%d\", steps: [{notify: {channel: \"oncall\", text: \"\\(_text) \\(alert.labels.x)\"}}]}\n", i, sev, i)
+	}
+	dir := writeFiles(t, map[string]string{"firebreak.cue": config, "playbooks/a.cue": a.String(), "playbooks/b.cue": b.String()})
+	r, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, d := range r.Diagnostics {
+		got = append(got, d.String())
+	}
+	want := []string{
+		`playbooks/a.cue:14:38: p007.severity: "loud" is not one of "info" | "critical" | "high" | "warning"`,
+		`playbooks/b.cue:143:38: p290.severity: "loud" is not one of "info" | "critical" | "high" | "warning"`,
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("diagnostics:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if len(r.Playbooks) != 298 || r.Playbooks[0].Name != "p000" || r.Playbooks[297].Name != "p299" {
+		t.Errorf("got %d playbooks, first %s", len(r.Playbooks), r.Playbooks[0].Name)
 	}
 }

@@ -1,8 +1,11 @@
 package repo
 
 import (
+	"encoding/json"
 	"strconv"
 	"strings"
+
+	"cuelang.org/go/cue/parser"
 
 	"cuelang.org/go/cue/ast"
 	"cuelang.org/go/cue/build"
@@ -88,6 +91,15 @@ func newUnits(inst *build.Instance) *units {
 	return us
 }
 
+// decls returns the declarations of name.
+func (us *units) decls(name string) []ast.Node {
+	var out []ast.Node
+	for _, ref := range us.byName[name] {
+		out = append(out, ref.decl)
+	}
+	return out
+}
+
 func fieldName(f *ast.Field) (string, bool) {
 	label := f.Label
 	if a, ok := label.(*ast.Alias); ok {
@@ -103,11 +115,12 @@ func fieldName(f *ast.Field) (string, bool) {
 	return name, true
 }
 
-// unit returns the unit of playbook name.
-func (us *units) unit(name string) *Unit {
+// unit returns the unit of the playbooks named: what evaluates them
+// together exactly as the whole package does.
+func (us *units) unit(playbooks ...string) *Unit {
 	included := map[ast.Decl]bool{}
 	names := map[string]bool{}
-	queue := []string{name, AlertName}
+	queue := append([]string{AlertName}, playbooks...)
 	add := func(ref declRef) {
 		if included[ref.decl] {
 			return
@@ -213,12 +226,31 @@ func identifiers(n ast.Node) map[string]bool {
 	return ids
 }
 
-// probeAlert is an alert with every label and annotation the unit reads
-// set, so that validation can tell a missing field from one the alert will
-// fill in.
-func probeAlert(u *Unit) map[string]any {
+// withProbe returns inst with alert bound to a probe alert in which every
+// label and annotation that any file reads is set, so that validation can
+// tell a missing field from one the alert will fill in.
+func withProbe(inst *build.Instance) *build.Instance {
+	out := build.NewContext().NewInstance(inst.Dir, nil)
+	out.PkgName, out.Imports = inst.PkgName, inst.Imports
+	for _, f := range inst.Files {
+		if strings.HasSuffix(f.Filename, alertFile) {
+			data, _ := json.Marshal(probeAlert(inst.Files))
+			decl, err := parser.ParseFile(f.Filename, "package "+inst.PkgName+"\n\nalert: close("+string(data)+")\n")
+			if err != nil {
+				panic(err) // the JSON of a map is CUE
+			}
+			f = decl
+		}
+		_ = out.AddSyntax(f)
+	}
+	return out
+}
+
+// probeAlert is an alert with every label and annotation files read set
+// to a placeholder.
+func probeAlert(files []*ast.File) map[string]any {
 	labels, annotations := map[string]any{}, map[string]any{}
-	for _, f := range u.Files {
+	for _, f := range files {
 		ast.Walk(f, func(n ast.Node) bool {
 			var inner ast.Expr
 			var key string
