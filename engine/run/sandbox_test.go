@@ -79,7 +79,7 @@ func TestSandboxEscapes(t *testing.T) {
 			"health": {HTTP: &schema.HTTPTarget{URL: redirector.URL}},
 		},
 		Channels: map[string]schema.Channel{
-			"oncall": {Slack: &schema.SlackChannel{Webhook: schema.Secret{Secret: "SLACK_URL"}, Host: strings.TrimPrefix(slack.URL, "http://")}},
+			"oncall":        {Slack: &schema.SlackChannel{Webhook: schema.Secret{Secret: "SLACK_URL"}, Host: strings.TrimPrefix(slack.URL, "http://")}},
 			"payments-page": {Slack: &schema.SlackChannel{Webhook: schema.Secret{Secret: "SLACK_URL"}, Host: strings.TrimPrefix(slack.URL, "http://")}},
 		},
 		Policy: schema.Policy{
