@@ -22,7 +22,7 @@ type planOptions struct {
 	format    string
 }
 
-func newPlanCmd() *cobra.Command {
+func newPlanCmd(g *globalOptions) *cobra.Command {
 	opts := &planOptions{}
 	cmd := &cobra.Command{
 		Use:   "plan --alert FILE [DIR]",
@@ -48,7 +48,11 @@ file or the repository is invalid.`,
 			if err != nil {
 				return err
 			}
-			p, err := loadPlanner(cmd, dirArg(args))
+			dir, err := g.dir(cmd, args)
+			if err != nil {
+				return err
+			}
+			p, err := loadPlanner(cmd, dir)
 			if err != nil {
 				return err
 			}

@@ -49,7 +49,9 @@ func Main() int {
 }
 
 func execute(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	root := newRootCmd(stdout, stderr)
+	g := &globalOptions{}
+	defer g.cleanup()
+	root := newRootCmd(g, stdout, stderr)
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
 	switch {
@@ -66,7 +68,7 @@ func execute(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return exitFailure
 }
 
-func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
+func newRootCmd(g *globalOptions, stdout, stderr io.Writer) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "firebreak",
 		Short: "Incident-response playbooks as code",
@@ -79,18 +81,19 @@ playbooks/*.cue and playbooks/tests/*.cue. Start one with 'firebreak init'.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	g.register(root)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	// Flag parsing errors are usage errors (exit 2).
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(
-		newValidateCmd(),
-		newTestCmd(),
-		newPlanCmd(),
+		newValidateCmd(g),
+		newTestCmd(g),
+		newPlanCmd(g),
 		newInitCmd(),
 		newSchemaCmd(),
 		newDemoCmd(),
-		newRunCmd(),
+		newRunCmd(g),
 	)
 	return root
 }

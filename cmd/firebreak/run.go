@@ -31,7 +31,7 @@ type runOptions struct {
 	cacheDir   string
 }
 
-func newRunCmd() *cobra.Command {
+func newRunCmd(g *globalOptions) *cobra.Command {
 	opts := &runOptions{}
 	cmd := &cobra.Command{
 		Use:   "run --alert FILE [DIR] [--dry-run]",
@@ -65,7 +65,10 @@ Exit status: 0 done (also when waiting for approval), 1 failed.`,
 			if err != nil {
 				return err
 			}
-			dir := dirArg(args)
+			dir, err := g.dir(cmd, args)
+			if err != nil {
+				return err
+			}
 			p, r, err := loadPlannerRepo(cmd, dir)
 			if err != nil {
 				return err

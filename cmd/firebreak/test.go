@@ -15,7 +15,7 @@ type testOptions struct {
 	format string
 }
 
-func newTestCmd() *cobra.Command {
+func newTestCmd(g *globalOptions) *cobra.Command {
 	opts := &testOptions{}
 	cmd := &cobra.Command{
 		Use:   "test [DIR] [--run REGEX]",
@@ -48,7 +48,11 @@ test fails.`,
 				}
 				filter = re
 			}
-			p, r, err := loadPlannerRepo(cmd, dirArg(args))
+			dir, err := g.dir(cmd, args)
+			if err != nil {
+				return err
+			}
+			p, r, err := loadPlannerRepo(cmd, dir)
 			if err != nil {
 				return err
 			}

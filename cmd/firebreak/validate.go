@@ -15,7 +15,7 @@ type validateOptions struct {
 	format string
 }
 
-func newValidateCmd() *cobra.Command {
+func newValidateCmd(g *globalOptions) *cobra.Command {
 	opts := &validateOptions{}
 	cmd := &cobra.Command{
 		Use:   "validate [DIR]",
@@ -34,7 +34,11 @@ path relative to DIR. Exit status: 0 valid, 1 invalid, 2 usage.`,
 			if err := checkFormat(opts.format, "text", "json", "github"); err != nil {
 				return err
 			}
-			r, err := repo.Load(dirArg(args))
+			dir, err := g.dir(cmd, args)
+			if err != nil {
+				return err
+			}
+			r, err := repo.Load(dir)
 			if err != nil {
 				return err
 			}
