@@ -143,7 +143,7 @@ func (l *loader) playbook(pkg, probed cue.Value, name string, cfg *schema.Config
 	// because the probe's placeholders may be what conflicts, and that
 	// pass's errors are the ones reported. Schema errors do not stop the
 	// checks below: every problem of the playbook is reported in one run.
-	v := probed.LookupPath(sel).Unify(l.defs.Playbook)
+	v := probed.LookupPath(sel)
 	var concreteErrs []error
 	conflict := false
 	check := func(err error) {

@@ -2,8 +2,11 @@ package repo
 
 import (
 	"encoding/json"
+	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/firebreak-dev/firebreak/schema"
 
 	"cuelang.org/go/cue/parser"
 
@@ -243,7 +246,26 @@ func withProbe(inst *build.Instance) *build.Instance {
 		}
 		_ = out.AddSyntax(f)
 	}
+	// The schema joins the package, so that the one evaluation of the
+	// package checks every playbook against it, as cue vet does; its
+	// definitions are renamed so they cannot meet the user's own.
+	_ = out.AddSyntax(schemaFile(inst.PkgName))
 	return out
+}
+
+var schemaDef = regexp.MustCompile(`#([A-Z][A-Za-z]*)`)
+
+// schemaFile is firebreak's schema in package pkg, with every definition
+// #X renamed #FirebreakX, constraining every playbook.
+func schemaFile(pkg string) *ast.File {
+	src := strings.Replace(schema.Source(), "package schema", "package "+pkg, 1)
+	src = schemaDef.ReplaceAllString(src, "#Firebreak$1")
+	src += "\n[!=\"" + AlertName + "\"]: #FirebreakPlaybook\n"
+	f, err := parser.ParseFile("schema/firebreak.cue", src)
+	if err != nil {
+		panic(err) // the embedded schema parses; a test loads it
+	}
+	return f
 }
 
 // probeAlert is an alert with every label and annotation files read set
