@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 
 	"cuelang.org/go/cue"
@@ -247,4 +248,34 @@ func mustJSON(t *testing.T, v any) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// TestConcurrentRenders renders from several goroutines, as a server
+// does; with -race it proves units are not written to while shared, and
+// the unit files do not grow with every context that compiles them.
+func TestConcurrentRenders(t *testing.T) {
+	dir := writeRepo(t, crossRefs)
+	r := loadValid(t, dir)
+	rd := New(20)
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			a := &schema.Alert{Source: "generic", Status: "firing", Labels: map[string]string{"alertname": "Down"}, Annotations: map[string]string{}}
+			for i := range 100 {
+				a.Labels["service"] = fmt.Sprintf("api-%d-%d", g, i)
+				if _, err := rd.Render(r.Playbooks[i%2], a); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for _, pb := range r.Playbooks {
+		for _, f := range pb.Unit.Files {
+			if n := len(f.Unresolved); n > 8 {
+				t.Errorf("unit file %s of %s has %d unresolved identifiers after many compiles: it grows", f.Filename, pb.Name, n)
+			}
+		}
+	}
 }

@@ -36,8 +36,12 @@ func (u *Unit) Instance() *build.Instance {
 	inst.PkgName = "playbooks"
 	inst.Imports = u.Imports
 	for _, f := range u.Files {
-		// AddSyntax only records the file; errors come from BuildInstance.
-		_ = inst.AddSyntax(f)
+		// AddSyntax runs name resolution, which appends to the file's
+		// Unresolved list: give it a fresh File each time, so that
+		// instances built concurrently, or once per cue.Context for the
+		// life of a server, neither race nor grow. The declarations are
+		// shared and only read. Errors surface in BuildInstance.
+		_ = inst.AddSyntax(&ast.File{Filename: f.Filename, Decls: f.Decls})
 	}
 	return inst
 }
