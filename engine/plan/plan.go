@@ -24,13 +24,9 @@ func New(r *repo.Repo) (*Planner, error) {
 	if !r.Valid() {
 		return nil, fmt.Errorf("playbook repository has %d problem(s); run firebreak validate", len(r.Diagnostics))
 	}
-	entries := make([]match.Entry, len(r.Playbooks))
-	for i, pb := range r.Playbooks {
-		entries[i] = match.Entry{Name: pb.Name, Match: pb.Match}
-	}
-	ix, err := match.Compile(entries)
-	if err != nil {
-		return nil, err
+	ix := r.Index()
+	if ix == nil {
+		return nil, fmt.Errorf("playbook repository has no match index")
 	}
 	return &Planner{repo: r, index: ix, renderer: render.New(0)}, nil
 }

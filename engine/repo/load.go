@@ -24,6 +24,7 @@ import (
 	cuejson "cuelang.org/go/encoding/json"
 	"cuelang.org/go/encoding/yaml"
 
+	"github.com/firebreak-dev/firebreak/engine/match"
 	"github.com/firebreak-dev/firebreak/schema"
 )
 
@@ -68,6 +69,18 @@ type Repo struct {
 	// Diagnostics lists every problem found; the repository is valid when
 	// it is empty.
 	Diagnostics []Diagnostic
+
+	index *match.Index
+}
+
+// Index returns the match index of Playbooks, compiled while validating
+// (regular expressions are checked there), or nil for an invalid
+// repository.
+func (r *Repo) Index() *match.Index {
+	if !r.Valid() {
+		return nil
+	}
+	return r.index
 }
 
 // Playbook is one playbook with what matching and rendering need.
@@ -126,6 +139,7 @@ func Load(dir string) (*Repo, error) {
 	r := &Repo{Dir: abs}
 	r.Config = l.config()
 	r.Playbooks = l.playbooks(r.Config)
+	r.index = l.index
 	r.Tests = l.tests()
 	r.Diagnostics = l.ds.sorted()
 	return r, nil
@@ -137,6 +151,7 @@ type loader struct {
 	dir   string
 	ds    *diags
 	paths map[string]cue.Path
+	index *match.Index
 }
 
 func (l *loader) config() *schema.Config {

@@ -50,9 +50,11 @@ func (l *loader) playbooks(cfg *schema.Config) []*Playbook {
 	for i, pb := range out {
 		entries[i] = match.Entry{Name: pb.Name, Match: pb.Match}
 	}
-	if _, err := match.Compile(entries); err != nil {
+	ix, err := match.Compile(entries)
+	if err != nil {
 		l.ds.cue(err, token.NoPos, PlaybooksDir)
 	}
+	l.index = ix
 	return out
 }
 
