@@ -38,21 +38,7 @@ file or the repository is invalid.`,
   firebreak plan --alert am-webhook.json --format json ./ops`,
 		Args: maxOneDir,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkFormat(opts.format, "text", "json"); err != nil {
-				return err
-			}
-			if opts.alertFile == "" {
-				return usagef("--alert FILE is required")
-			}
-			alerts, err := readAlerts(cmd.InOrStdin(), opts.alertFile)
-			if err != nil {
-				return err
-			}
-			dir, err := g.dir(cmd, args)
-			if err != nil {
-				return err
-			}
-			p, err := loadPlanner(cmd, dir)
+			alerts, p, _, err := alertsAndPlanner(cmd, g, args, opts.alertFile, opts.format)
 			if err != nil {
 				return err
 			}
@@ -77,6 +63,27 @@ file or the repository is invalid.`,
 	cmd.Flags().StringVar(&opts.alertFile, "alert", "", "alert file: normalized alert(s) or an Alertmanager webhook body (- for stdin)")
 	cmd.Flags().StringVar(&opts.format, "format", "text", "output format: text or json")
 	return cmd
+}
+
+// alertsAndPlanner checks the flags plan and run share, reads the alerts
+// and loads the repository.
+func alertsAndPlanner(cmd *cobra.Command, g *globalOptions, args []string, alertFile, format string) ([]schema.Alert, *plan.Planner, *repo.Repo, error) {
+	if err := checkFormat(format, "text", "json"); err != nil {
+		return nil, nil, nil, err
+	}
+	if alertFile == "" {
+		return nil, nil, nil, usagef("--alert FILE is required")
+	}
+	alerts, err := readAlerts(cmd.InOrStdin(), alertFile)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	dir, err := g.dir(cmd, args)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	p, r, err := loadPlannerRepo(cmd, dir)
+	return alerts, p, r, err
 }
 
 // readAlerts decodes an alert file and stamps receivedAt.
@@ -105,13 +112,8 @@ func readAlerts(stdin io.Reader, name string) ([]schema.Alert, error) {
 	return alerts, nil
 }
 
-// loadPlanner loads and validates the repository; an invalid one prints
-// its diagnostics to stderr.
-func loadPlanner(cmd *cobra.Command, dir string) (*plan.Planner, error) {
-	p, _, err := loadPlannerRepo(cmd, dir)
-	return p, err
-}
-
+// loadPlannerRepo loads and validates the repository; an invalid one
+// prints its diagnostics to stderr.
 func loadPlannerRepo(cmd *cobra.Command, dir string) (*plan.Planner, *repo.Repo, error) {
 	r, err := repo.Load(dir)
 	if err != nil {

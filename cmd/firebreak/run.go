@@ -55,21 +55,7 @@ Exit status: 0 done (also when waiting for approval), 1 failed.`,
   FIREBREAK_SECRET_GITHUB_TOKEN=... firebreak run --alert am.json ./ops`,
 		Args: maxOneDir,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkFormat(opts.format, "text", "json"); err != nil {
-				return err
-			}
-			if opts.alertFile == "" {
-				return usagef("--alert FILE is required")
-			}
-			alerts, err := readAlerts(cmd.InOrStdin(), opts.alertFile)
-			if err != nil {
-				return err
-			}
-			dir, err := g.dir(cmd, args)
-			if err != nil {
-				return err
-			}
-			p, r, err := loadPlannerRepo(cmd, dir)
+			alerts, p, r, err := alertsAndPlanner(cmd, g, args, opts.alertFile, opts.format)
 			if err != nil {
 				return err
 			}

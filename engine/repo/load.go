@@ -4,6 +4,7 @@
 package repo
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -24,6 +25,7 @@ import (
 	cuejson "cuelang.org/go/encoding/json"
 	"cuelang.org/go/encoding/yaml"
 
+	"github.com/firebreak-dev/firebreak/actions"
 	"github.com/firebreak-dev/firebreak/engine/match"
 	"github.com/firebreak-dev/firebreak/schema"
 )
@@ -191,7 +193,7 @@ func (l *loader) config() *schema.Config {
 	if cfg.Channels == nil {
 		cfg.Channels = map[string]schema.Channel{}
 	}
-	for _, pv := range checkConfig(&cfg) {
+	for _, pv := range actions.CheckConfig(&cfg) {
 		l.ds.at(configPos(raw.LookupPath(cue.ParsePath(pv.Path))), ConfigFile, "%s: %s", pv.Path, pv.Message)
 	}
 	return &cfg
@@ -275,7 +277,7 @@ func decodeJSON(v cue.Value, dst any) error {
 	if err != nil {
 		return err
 	}
-	return jsonUnmarshal(data, dst)
+	return json.Unmarshal(data, dst)
 }
 
 // configPos is the position of v, or of its first field when v, a struct

@@ -1,7 +1,6 @@
 package repo
 
 import (
-	"encoding/json"
 	"fmt"
 	"runtime"
 	"strconv"
@@ -19,10 +18,6 @@ import (
 	"github.com/firebreak-dev/firebreak/engine/match"
 	"github.com/firebreak-dev/firebreak/schema"
 )
-
-var checkConfig = actions.CheckConfig
-
-func jsonUnmarshal(data []byte, dst any) error { return json.Unmarshal(data, dst) }
 
 // playbooks loads package playbooks and validates each playbook against
 // the schema and, when cfg is valid, the policy.
