@@ -17,6 +17,7 @@ import (
 
 	"github.com/firebreak-dev/firebreak/actions"
 	"github.com/firebreak-dev/firebreak/actions/gitrepo"
+	"github.com/firebreak-dev/firebreak/actions/gitstep"
 )
 
 // Action is the flag action.
@@ -60,20 +61,12 @@ type step struct {
 }
 
 func prepare(env *actions.Env, req *actions.Request) (*step, error) {
-	text := gitrepo.Redactor(env.Config, env.Secrets)
-	if env.Config.Policy.Paused {
-		return nil, actions.Refusef("policy.paused is set: firebreak changes nothing")
+	if err := gitstep.Guard(env, req); err != nil {
+		return nil, err
 	}
 	p, err := decode(req.Step.Params, true)
 	if err != nil {
-		return nil, actions.Refusef("%v", err)
-	}
-	if v := actions.Check(env.Config, req.Owner, "flag", req.Step.Params); len(v) > 0 {
-		errs := make([]error, len(v))
-		for i := range v {
-			errs[i] = v[i]
-		}
-		return nil, actions.Refusef("%s", errors.Join(errs...))
+		return nil, gitstep.Refused(err)
 	}
 	t := env.Config.Targets[p.Target].Flagd
 	if t == nil {
@@ -83,23 +76,11 @@ func prepare(env *actions.Env, req *actions.Request) (*step, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: target %q: file: %w", actions.ErrRefused, p.Target, err)
 	}
-	if env.Git == nil {
-		return nil, errors.New("flag: no git store")
-	}
-	remote, err := gitrepo.RemoteOf(env.Config, env.Secrets, t.Repo)
+	repo, err := gitstep.Open(env, "flag", t.Repo)
 	if err != nil {
 		return nil, err
 	}
-	repo, err := env.Git.Open(remote)
-	if err != nil {
-		return nil, err
-	}
-	name := req.Step.Name
-	if name == "" {
-		name = req.Step.Action
-	}
-	return &step{params: p, file: file, repo: repo, text: text,
-		stamp: gitrepo.Stamp{Incident: req.Incident, Playbook: req.Playbook, Step: name}}, nil
+	return &step{params: p, file: file, repo: repo, text: gitrepo.Redactor(env.Config, env.Secrets), stamp: gitstep.Stamp(req)}, nil
 }
 
 // change makes the step's change in tx, or records that it is done.
@@ -144,16 +125,16 @@ func (s *step) summary() string {
 func (Action) Plan(ctx context.Context, env *actions.Env, req *actions.Request) (*actions.Outcome, error) {
 	s, err := prepare(env, req)
 	if err != nil {
-		return nil, redact(env, err)
+		return nil, gitstep.Redact(env, err)
 	}
 	diff, err := s.repo.Preview(ctx, s.change)
 	if err != nil {
-		return nil, redact(env, err)
+		return nil, gitstep.Redact(env, err)
 	}
 	out := &actions.Outcome{Target: s.Target, Diff: diff, Changed: diff != ""}
 	switch {
 	case s.done != nil:
-		out.Summary, out.Commit = "already done by "+short(s.done.Hash), s.done.Hash
+		out.Summary, out.Commit = "already done by "+gitstep.Short(s.done.Hash), s.done.Hash
 	case diff == "":
 		out.Summary = "already: " + s.summary()
 	default:
@@ -167,35 +148,21 @@ func (Action) Plan(ctx context.Context, env *actions.Env, req *actions.Request) 
 func (Action) Execute(ctx context.Context, env *actions.Env, req *actions.Request) (*actions.Outcome, error) {
 	s, err := prepare(env, req)
 	if err != nil {
-		return nil, redact(env, err)
+		return nil, gitstep.Redact(env, err)
 	}
 	commit, changed, err := s.repo.Update(ctx, "", s.change)
 	if err != nil {
-		return nil, redact(env, err)
+		return nil, gitstep.Redact(env, err)
 	}
 	out := &actions.Outcome{Target: s.Target, Commit: commit, Changed: changed}
 	switch {
 	case s.done != nil:
-		out.Summary, out.Commit = "already done by "+short(s.done.Hash), s.done.Hash
+		out.Summary, out.Commit = "already done by "+gitstep.Short(s.done.Hash), s.done.Hash
 	case !changed:
 		out.Summary = "already: " + s.summary()
 	default:
-		out.Summary = s.summary() + ": commit " + short(commit)
+		out.Summary = s.summary() + ": commit " + gitstep.Short(commit)
 	}
 	out.Summary, out.Diff = s.text(out.Summary), s.text(out.Diff)
 	return out, nil
-}
-
-func redact(env *actions.Env, err error) error {
-	if env.Secrets == nil {
-		return err
-	}
-	return env.Secrets.RedactError(err)
-}
-
-func short(h string) string {
-	if len(h) > 12 {
-		return h[:12]
-	}
-	return h
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/firebreak-dev/firebreak/actions"
 	"github.com/firebreak-dev/firebreak/actions/gitrepo"
+	"github.com/firebreak-dev/firebreak/actions/gitstep"
 )
 
 // Action is the rollback action.
@@ -77,45 +78,18 @@ type step struct {
 }
 
 func prepare(env *actions.Env, req *actions.Request) (*step, error) {
-	text := gitrepo.Redactor(env.Config, env.Secrets)
-	if env.Config.Policy.Paused {
-		return nil, actions.Refusef("policy.paused is set: firebreak changes nothing")
+	if err := gitstep.Guard(env, req); err != nil {
+		return nil, err
 	}
 	p, err := decode(req.Step.Params, true)
 	if err != nil {
-		if errors.Is(err, actions.ErrRefused) {
-			return nil, err
-		}
-		return nil, actions.Refusef("%v", err)
+		return nil, gitstep.Refused(err)
 	}
-	if v := actions.Check(env.Config, req.Owner, "rollback", req.Step.Params); len(v) > 0 {
-		return nil, actions.Refusef("%s", errors.Join(violations(v)...))
-	}
-	if env.Git == nil {
-		return nil, errors.New("rollback: no git store")
-	}
-	remote, err := gitrepo.RemoteOf(env.Config, env.Secrets, p.Target)
+	repo, err := gitstep.Open(env, "rollback", p.Target)
 	if err != nil {
 		return nil, err
 	}
-	repo, err := env.Git.Open(remote)
-	if err != nil {
-		return nil, err
-	}
-	name := req.Step.Name
-	if name == "" {
-		name = req.Step.Action
-	}
-	return &step{params: p, repo: repo, text: text,
-		stamp: gitrepo.Stamp{Incident: req.Incident, Playbook: req.Playbook, Step: name}}, nil
-}
-
-func violations(v []actions.Violation) []error {
-	out := make([]error, len(v))
-	for i := range v {
-		out[i] = v[i]
-	}
-	return out
+	return &step{params: p, repo: repo, text: gitrepo.Redactor(env.Config, env.Secrets), stamp: gitstep.Stamp(req)}, nil
 }
 
 // change makes the step's change in tx, or records that it is done.
@@ -125,7 +99,7 @@ func (s *step) change(tx *gitrepo.Tx) error {
 		return err
 	} else if ok {
 		s.done = &c
-		s.summary = fmt.Sprintf("already done by %s (%s)", short(c.Hash), c.Subject())
+		s.summary = fmt.Sprintf("already done by %s (%s)", gitstep.Short(c.Hash), c.Subject())
 		return nil
 	}
 	if s.To != "" {
@@ -142,9 +116,9 @@ func (s *step) restore(tx *gitrepo.Tx) error {
 	if err := tx.Restore(to, s.Path); err != nil {
 		return err
 	}
-	s.verb, s.past, s.what = "restore", "restored", fmt.Sprintf("%s in %s to %s", s.Path, s.Target, short(to))
+	s.verb, s.past, s.what = "restore", "restored", fmt.Sprintf("%s in %s to %s", s.Path, s.Target, gitstep.Short(to))
 	tx.SetMessage(s.text(s.stamp.Message(
-		fmt.Sprintf("restore %s to %s", s.Path, short(to)),
+		fmt.Sprintf("restore %s to %s", s.Path, gitstep.Short(to)),
 		fmt.Sprintf("Restores %s to revision %s (asked for %q).", s.Path, to, s.To),
 	)))
 	return nil
@@ -160,7 +134,7 @@ func (s *step) revert(tx *gitrepo.Tx) error {
 			return actions.Refusef("no commit on branch touched %s: nothing to revert", s.Path)
 		}
 		if len(cs[0].Parents) == 0 {
-			return actions.Refusef("the newest commit touching %s is %s, the first of the branch: nothing to revert to", s.Path, short(cs[0].Hash))
+			return actions.Refusef("the newest commit touching %s is %s, the first of the branch: nothing to revert to", s.Path, gitstep.Short(cs[0].Hash))
 		}
 		s.reverting = &cs[0]
 	}
@@ -182,16 +156,16 @@ func (s *step) revert(tx *gitrepo.Tx) error {
 	}
 	if len(moved) > 0 {
 		return actions.Refusef("revert of %s does not apply: %s changed since; nothing pushed",
-			short(c.Hash), strings.Join(moved, ", "))
+			gitstep.Short(c.Hash), strings.Join(moved, ", "))
 	}
 	for _, f := range files {
 		if err := tx.Restore(parent, f); err != nil {
 			return err
 		}
 	}
-	s.verb, s.past, s.what = "revert", "reverted", fmt.Sprintf("%s (%s) under %s in %s", short(c.Hash), c.Subject(), s.Path, s.Target)
+	s.verb, s.past, s.what = "revert", "reverted", fmt.Sprintf("%s (%s) under %s in %s", gitstep.Short(c.Hash), c.Subject(), s.Path, s.Target)
 	tx.SetMessage(s.text(s.stamp.Message(
-		fmt.Sprintf("revert %s under %s", short(c.Hash), s.Path),
+		fmt.Sprintf("revert %s under %s", gitstep.Short(c.Hash), s.Path),
 		fmt.Sprintf("Reverts %s (%q) under %s.", c.Hash, c.Subject(), s.Path),
 	)))
 	return nil
@@ -213,11 +187,11 @@ func unchangedSince(tx *gitrepo.Tx, rev, f string) (bool, error) {
 func (Action) Plan(ctx context.Context, env *actions.Env, req *actions.Request) (*actions.Outcome, error) {
 	s, err := prepare(env, req)
 	if err != nil {
-		return nil, redact(env, err)
+		return nil, gitstep.Redact(env, err)
 	}
 	diff, err := s.repo.Preview(ctx, s.change)
 	if err != nil {
-		return nil, redact(env, err)
+		return nil, gitstep.Redact(env, err)
 	}
 	out := &actions.Outcome{Target: s.Target, Diff: diff, Changed: diff != ""}
 	switch {
@@ -236,11 +210,11 @@ func (Action) Plan(ctx context.Context, env *actions.Env, req *actions.Request) 
 func (Action) Execute(ctx context.Context, env *actions.Env, req *actions.Request) (*actions.Outcome, error) {
 	s, err := prepare(env, req)
 	if err != nil {
-		return nil, redact(env, err)
+		return nil, gitstep.Redact(env, err)
 	}
 	commit, changed, err := s.repo.Update(ctx, "", s.change)
 	if err != nil {
-		return nil, redact(env, err)
+		return nil, gitstep.Redact(env, err)
 	}
 	out := &actions.Outcome{Target: s.Target, Commit: commit, Changed: changed}
 	switch {
@@ -249,22 +223,8 @@ func (Action) Execute(ctx context.Context, env *actions.Env, req *actions.Reques
 	case !changed:
 		out.Summary = fmt.Sprintf("%s in %s is already as the rollback would leave it", s.Path, s.Target)
 	default:
-		out.Summary = s.past + " " + s.what + ": commit " + short(commit)
+		out.Summary = s.past + " " + s.what + ": commit " + gitstep.Short(commit)
 	}
 	out.Summary, out.Diff = s.text(out.Summary), s.text(out.Diff)
 	return out, nil
-}
-
-func redact(env *actions.Env, err error) error {
-	if env.Secrets == nil {
-		return err
-	}
-	return env.Secrets.RedactError(err)
-}
-
-func short(h string) string {
-	if len(h) > 12 {
-		return h[:12]
-	}
-	return h
 }

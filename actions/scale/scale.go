@@ -19,6 +19,7 @@ import (
 
 	"github.com/firebreak-dev/firebreak/actions"
 	"github.com/firebreak-dev/firebreak/actions/gitrepo"
+	"github.com/firebreak-dev/firebreak/actions/gitstep"
 	"github.com/firebreak-dev/firebreak/schema"
 )
 
@@ -92,43 +93,21 @@ type step struct {
 }
 
 func prepare(env *actions.Env, req *actions.Request) (*step, error) {
-	text := gitrepo.Redactor(env.Config, env.Secrets)
-	if env.Config.Policy.Paused {
-		return nil, actions.Refusef("policy.paused is set: firebreak changes nothing")
+	if err := gitstep.Guard(env, req); err != nil {
+		return nil, err
 	}
 	p, err := decode(req.Step.Params, true)
 	if err != nil {
-		if errors.Is(err, actions.ErrRefused) {
-			return nil, err
-		}
-		return nil, actions.Refusef("%v", err)
+		return nil, gitstep.Refused(err)
 	}
-	if v := actions.Check(env.Config, req.Owner, "scale", req.Step.Params); len(v) > 0 {
-		errs := make([]error, len(v))
-		for i := range v {
-			errs[i] = v[i]
-		}
-		return nil, actions.Refusef("%s", errors.Join(errs...))
-	}
-	if env.Git == nil {
-		return nil, errors.New("scale: no git store")
-	}
-	remote, err := gitrepo.RemoteOf(env.Config, env.Secrets, p.Target)
+	repo, err := gitstep.Open(env, "scale", p.Target)
 	if err != nil {
 		return nil, err
-	}
-	repo, err := env.Git.Open(remote)
-	if err != nil {
-		return nil, err
-	}
-	name := req.Step.Name
-	if name == "" {
-		name = req.Step.Action
 	}
 	return &step{
-		params: p, repo: repo, owner: req.Owner, text: text,
+		params: p, repo: repo, owner: req.Owner, text: gitrepo.Redactor(env.Config, env.Secrets),
 		bounds: env.Config.Policy.Owners[req.Owner].Scale,
-		stamp:  gitrepo.Stamp{Incident: req.Incident, Playbook: req.Playbook, Step: name},
+		stamp:  gitstep.Stamp(req),
 	}, nil
 }
 
@@ -208,16 +187,16 @@ func (s *step) summary(verb string) string {
 func (Action) Plan(ctx context.Context, env *actions.Env, req *actions.Request) (*actions.Outcome, error) {
 	s, err := prepare(env, req)
 	if err != nil {
-		return nil, redact(env, err)
+		return nil, gitstep.Redact(env, err)
 	}
 	diff, err := s.repo.Preview(ctx, s.change)
 	if err != nil {
-		return nil, redact(env, err)
+		return nil, gitstep.Redact(env, err)
 	}
 	out := &actions.Outcome{Target: s.Target, Diff: diff, Changed: diff != ""}
 	switch {
 	case s.done != nil:
-		out.Summary, out.Commit = "already done by "+short(s.done.Hash), s.done.Hash
+		out.Summary, out.Commit = "already done by "+gitstep.Short(s.done.Hash), s.done.Hash
 	case diff == "":
 		out.Summary = fmt.Sprintf("%s in %s:%s already has %d replicas", s.what, s.Target, s.Path, s.to)
 	default:
@@ -232,35 +211,21 @@ func (Action) Plan(ctx context.Context, env *actions.Env, req *actions.Request) 
 func (Action) Execute(ctx context.Context, env *actions.Env, req *actions.Request) (*actions.Outcome, error) {
 	s, err := prepare(env, req)
 	if err != nil {
-		return nil, redact(env, err)
+		return nil, gitstep.Redact(env, err)
 	}
 	commit, changed, err := s.repo.Update(ctx, "", s.change)
 	if err != nil {
-		return nil, redact(env, err)
+		return nil, gitstep.Redact(env, err)
 	}
 	out := &actions.Outcome{Target: s.Target, Commit: commit, Changed: changed}
 	switch {
 	case s.done != nil:
-		out.Summary, out.Commit = "already done by "+short(s.done.Hash), s.done.Hash
+		out.Summary, out.Commit = "already done by "+gitstep.Short(s.done.Hash), s.done.Hash
 	case !changed:
 		out.Summary = fmt.Sprintf("%s in %s:%s already has %d replicas", s.what, s.Target, s.Path, s.to)
 	default:
-		out.Summary = s.summary("scaled") + ": commit " + short(commit)
+		out.Summary = s.summary("scaled") + ": commit " + gitstep.Short(commit)
 	}
 	out.Summary, out.Diff = s.text(out.Summary), s.text(out.Diff)
 	return out, nil
-}
-
-func redact(env *actions.Env, err error) error {
-	if env.Secrets == nil {
-		return err
-	}
-	return env.Secrets.RedactError(err)
-}
-
-func short(h string) string {
-	if len(h) > 12 {
-		return h[:12]
-	}
-	return h
 }
