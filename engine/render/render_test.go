@@ -252,7 +252,7 @@ func mustJSON(t *testing.T, v any) string {
 
 // TestConcurrentRenders renders from several goroutines, as a server
 // does; with -race it proves units are not written to while shared, and
-// the unit files do not grow with every context that compiles them.
+// the unit templates are not touched by the contexts that compile them.
 func TestConcurrentRenders(t *testing.T) {
 	dir := writeRepo(t, crossRefs)
 	r := loadValid(t, dir)
@@ -273,8 +273,8 @@ func TestConcurrentRenders(t *testing.T) {
 	wg.Wait()
 	for _, pb := range r.Playbooks {
 		for _, f := range pb.Unit.Files {
-			if n := len(f.Unresolved); n > 8 {
-				t.Errorf("unit file %s of %s has %d unresolved identifiers after many compiles: it grows", f.Filename, pb.Name, n)
+			if n := len(f.Unresolved); n > 0 {
+				t.Errorf("unit file %s of %s has %d unresolved identifiers after many compiles: builds resolve the template", f.Filename, pb.Name, n)
 			}
 		}
 	}

@@ -15,8 +15,8 @@ import (
 	"cuelang.org/go/cue/token"
 )
 
-// Unit is the syntax that evaluates one playbook on its own. Evaluating a
-// whole package of 1,000 playbooks to render one costs tens of
+// Unit is the syntax that evaluates one playbook on its own: a template,
+// only ever read (see Instance). Evaluating a whole package of 1,000 playbooks to render one costs tens of
 // milliseconds; a unit holds just the playbook's declarations, the
 // package-level declarations they reference (transitively, by name), the
 // ones that apply to every field (embeddings, patterns), the imports those
@@ -30,18 +30,22 @@ type Unit struct {
 	Imports []*build.Instance
 }
 
-// Instance returns a fresh build instance of the unit for one cue.Context.
+// Instance returns a build instance of the unit for one cue.Context, with
+// syntax of its own: name resolution, in AddSyntax and again when the
+// instance is built, writes into the identifiers and the file's list of
+// unresolved names, so instances built concurrently, or once per
+// cue.Context for the life of a server, must not share a tree. Errors
+// surface in BuildInstance.
 func (u *Unit) Instance() *build.Instance {
 	inst := build.NewContext().NewInstance("playbooks", nil)
 	inst.PkgName = "playbooks"
 	inst.Imports = u.Imports
 	for _, f := range u.Files {
-		// AddSyntax runs name resolution, which appends to the file's
-		// Unresolved list: give it a fresh File each time, so that
-		// instances built concurrently, or once per cue.Context for the
-		// life of a server, neither race nor grow. The declarations are
-		// shared and only read. Errors surface in BuildInstance.
-		_ = inst.AddSyntax(&ast.File{Filename: f.Filename, Decls: f.Decls})
+		decls := make([]ast.Decl, len(f.Decls))
+		for i, d := range f.Decls {
+			decls[i] = copyDecl(d)
+		}
+		_ = inst.AddSyntax(&ast.File{Filename: f.Filename, Decls: decls})
 	}
 	return inst
 }
