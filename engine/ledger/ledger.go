@@ -15,6 +15,14 @@
 //     write is a gitrepo Update: fetch, change, commit, push, and apply
 //     again on the new head when someone else pushed first.
 //
+// Write is blind: it records the bytes it is given. Update is a
+// read-modify-write: its change function reads the branch through a View
+// at the head its commit will have as parent, and runs again on the new
+// head whenever another writer moved the branch first, so what it commits
+// is always computed from what it read — two processes handling the same
+// alert make one incident, and entries two writers add to a shared index
+// are both kept.
+//
 // A Ledger is safe for concurrent use; its operations run one at a time,
 // since a go-git repository is not. Two Ledgers, in one process or in two,
 // may write the same repository at once without losing each other's
@@ -112,9 +120,11 @@ type Ledger struct {
 
 // backend is one kind of repository. Its methods are called one at a time.
 type backend interface {
-	// write commits changes on branch ("" for the current or configured
-	// branch), creating branch from base when it is missing.
-	write(ctx context.Context, branch, base, message string, changes []change) (string, bool, error)
+	// update runs plan against the head of branch ("" for the current
+	// or configured branch), creating branch from base when it is
+	// missing, and commits what plan returns; plan runs again on the new
+	// head whenever the branch moved before the commit landed.
+	update(ctx context.Context, branch, base string, plan plan) (string, bool, error)
 	read(ctx context.Context, path string) ([]byte, error)
 	list(ctx context.Context, dir string) ([]string, error)
 	close() error
@@ -125,6 +135,55 @@ type change struct {
 	path   string
 	data   []byte
 	delete bool
+}
+
+// plan computes one attempt of a write from the branch as v shows it: the
+// commit message and the changes, clean and sorted by path.
+type plan func(v View) (message string, changes []change, err error)
+
+// run calls p with a View that refuses reads once p has returned: a View
+// kept beyond its attempt would read a stale head, outside the Ledger's
+// lock.
+func (p plan) run(v View) (string, []change, error) {
+	sv := &scopedView{View: v}
+	defer func() { sv.done = true }()
+	return p(sv)
+}
+
+// View reads the branch at the head one attempt of an Update builds on.
+// It is valid only inside the change function it was passed to, and only
+// from the goroutine that runs it.
+type View interface {
+	// Read returns the content of path. A missing file gives an error
+	// wrapping fs.ErrNotExist.
+	Read(path string) ([]byte, error)
+	// List returns every file at or under dir, sorted; none when dir is
+	// absent.
+	List(dir string) ([]string, error)
+	// Head returns the commit the attempt builds on, the parent of the
+	// commit it makes; "" on a branch with no commit yet.
+	Head() string
+}
+
+type scopedView struct {
+	View
+	done bool
+}
+
+var errViewDone = errors.New("ledger: View used after its change function returned")
+
+func (v *scopedView) Read(path string) ([]byte, error) {
+	if v.done {
+		return nil, errViewDone
+	}
+	return v.View.Read(path)
+}
+
+func (v *scopedView) List(dir string) ([]string, error) {
+	if v.done {
+		return nil, errViewDone
+	}
+	return v.View.List(dir)
 }
 
 // OpenLocal opens the git repository whose worktree top (or bare
@@ -162,29 +221,105 @@ func (l *Ledger) Write(ctx context.Context, message string, files map[string][]b
 // is pushed. Writing a local repository's current branch also updates its
 // index and worktree, as Write does; other branches are left out of both.
 func (l *Ledger) WriteBranch(ctx context.Context, branch, base, message string, files map[string][]byte) (commit string, changed bool, err error) {
-	if !validBranch(branch) {
-		return "", false, fmt.Errorf("branch %q: invalid name", branch)
-	}
-	if base != "" && !validBranch(base) {
-		return "", false, fmt.Errorf("base %q: invalid branch name", base)
+	if err := checkBranch(branch, base); err != nil {
+		return "", false, err
 	}
 	return l.write(ctx, branch, base, message, files)
 }
 
+// write is an update whose plan ignores what it reads. Its input is
+// checked once, before any I/O.
 func (l *Ledger) write(ctx context.Context, branch, base, message string, files map[string][]byte) (string, bool, error) {
+	if len(files) == 0 {
+		return "", false, errors.New("write: no files")
+	}
 	changes, err := normalize(files)
 	if err != nil {
 		return "", false, err
 	}
-	if message == "" {
-		return "", false, errors.New("commit: empty message")
+	if strings.TrimSpace(message) == "" {
+		return "", false, errEmptyMessage
 	}
+	return l.update(ctx, branch, base, func(View) (string, []change, error) { return message, changes, nil })
+}
+
+// Update runs change against the head of the branch (the current branch,
+// local; the remote's branch, remote) and commits the files it returns,
+// with the message it returns, as one commit. The files mean what they
+// mean to Write: a nil value removes its file.
+//
+// When the branch moved before the commit could land (another writer, in
+// this process or another), change runs again on the new head, until the
+// commit lands or the attempts run out (ErrContended locally,
+// gitrepo.ErrRejected remotely) — so what it returns is always computed
+// from what it read. It should therefore compute and nothing else: whatever else it
+// does may happen several times, or for a commit that is never made.
+//
+// An error from change is returned as is and nothing is committed. When
+// change returns no files, or only files that already hold what it gives,
+// there is no commit: changed is false and commit is the head. Files with
+// an empty message are an error.
+//
+// change runs with the Ledger's lock held (and, locally, after a lost
+// race, git's lock files on the index and the branch): it must be quick
+// and must not call the Ledger, which would deadlock.
+func (l *Ledger) Update(ctx context.Context, change func(v View) (message string, files map[string][]byte, err error)) (commit string, changed bool, err error) {
+	return l.update(ctx, "", "", changePlan(change))
+}
+
+// UpdateBranch is Update on branch, which is created from base when it
+// does not exist yet, as by WriteBranch: change then reads base's head.
+func (l *Ledger) UpdateBranch(ctx context.Context, branch, base string, change func(v View) (message string, files map[string][]byte, err error)) (commit string, changed bool, err error) {
+	if err := checkBranch(branch, base); err != nil {
+		return "", false, err
+	}
+	return l.update(ctx, branch, base, changePlan(change))
+}
+
+// changePlan is the plan of an Update: fn, with its files checked as
+// Write's are.
+func changePlan(fn func(View) (string, map[string][]byte, error)) plan {
+	return func(v View) (string, []change, error) {
+		if fn == nil {
+			return "", nil, errors.New("update: nil change function")
+		}
+		message, files, err := fn(v)
+		if err != nil {
+			return "", nil, err
+		}
+		changes, err := normalize(files)
+		if err != nil {
+			return "", nil, err
+		}
+		// Refused even when the files turn out to be in place already,
+		// so that the same mistake does not pass or fail by the state
+		// of the branch.
+		if len(changes) > 0 && strings.TrimSpace(message) == "" {
+			return "", nil, errEmptyMessage
+		}
+		return message, changes, nil
+	}
+}
+
+func (l *Ledger) update(ctx context.Context, branch, base string, p plan) (string, bool, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.b == nil {
 		return "", false, errClosed
 	}
-	return l.b.write(ctx, branch, base, message, changes)
+	return l.b.update(ctx, branch, base, p)
+}
+
+var errEmptyMessage = errors.New("commit: empty message")
+
+func checkBranch(branch, base string) error {
+	if !validBranch(branch) {
+		return fmt.Errorf("branch %q: invalid name", branch)
+	}
+	if base != "" && !validBranch(base) {
+		return fmt.Errorf("base %q: invalid branch name", base)
+	}
+	return nil
 }
 
 // Read returns the content of path at the head of the branch. A missing
@@ -234,9 +369,6 @@ var errClosed = errors.New("ledger: closed")
 
 // normalize checks and cleans the paths of files and sorts them.
 func normalize(files map[string][]byte) ([]change, error) {
-	if len(files) == 0 {
-		return nil, errors.New("write: no files")
-	}
 	out := make([]change, 0, len(files))
 	seen := make(map[string]string, len(files))
 	for p, data := range files {

@@ -15,18 +15,20 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/object"
+
+	"github.com/firebreak-dev/firebreak/actions/gitrepo"
 )
 
 // local is a repository on disk.
 //
-// A write builds its blobs, trees and commit on the branch head it read,
-// takes index.lock (when it writes the checked-out branch) and then
-// refs/heads/<branch>.lock, and moves the branch only if it is still at
-// that head: compare-and-swap under the lock files git itself takes, so
-// neither another firebreak nor a git command in the same worktree loses a
-// commit. When the branch moved, the write is built again on the new head,
-// this time with both locks held from the start, so it cannot lose again
-// to anyone who respects them.
+// A write reads the branch head, runs its plan against that head's tree,
+// builds its blobs, trees and commit on it, takes index.lock (when it
+// writes the checked-out branch) and then refs/heads/<branch>.lock, and
+// moves the branch only if it is still at that head: compare-and-swap
+// under the lock files git itself takes, so neither another firebreak nor
+// a git command in the same worktree loses a commit. When the branch moved, the plan runs and the write is built again
+// on the new head, this time with both locks held from the start, so it
+// cannot lose again to anyone who respects them.
 type local struct {
 	opts Options
 	lay  layout
@@ -86,7 +88,7 @@ func (r *local) lock(ctx context.Context, branch string, onHead bool) (*locks, e
 	return l, nil
 }
 
-func (r *local) write(ctx context.Context, branch, base, message string, changes []change) (string, bool, error) {
+func (r *local) update(ctx context.Context, branch, base string, plan plan) (string, bool, error) {
 	current := branch == ""
 	for attempt := 1; ; attempt++ {
 		if err := ctx.Err(); err != nil {
@@ -110,7 +112,7 @@ func (r *local) write(ctx context.Context, branch, base, message string, changes
 				return "", false, err
 			}
 		}
-		commit, changed, raced, err := r.try(ctx, b, base, message, changes, onHead, held)
+		commit, changed, raced, err := r.try(ctx, b, base, plan, onHead, held)
 		if !raced {
 			return commit, changed, err
 		}
@@ -125,7 +127,7 @@ func (r *local) write(ctx context.Context, branch, base, message string, changes
 // try makes one attempt at a write. raced reports that the branch (or
 // HEAD) moved between reading and locking; held, when set, are the locks,
 // taken before reading.
-func (r *local) try(ctx context.Context, branch, base, message string, changes []change, onHead bool, held *locks) (commit string, changed, raced bool, err error) {
+func (r *local) try(ctx context.Context, branch, base string, plan plan, onHead bool, held *locks) (commit string, changed, raced bool, err error) {
 	defer held.release()
 	parent, exists, err := r.lay.readRef(branch)
 	if err != nil {
@@ -144,6 +146,13 @@ func (r *local) try(ctx context.Context, branch, base, message string, changes [
 			return "", false, false, err
 		}
 		fromTree = c.TreeHash
+	}
+	// The plan sees exactly the tree the commit is built on: if the
+	// branch moves before the commit lands, the attempt is thrown away,
+	// plan and all.
+	message, changes, err := plan.run(&localView{r: r, head: from, tree: fromTree})
+	if err != nil {
+		return "", false, false, err
 	}
 
 	// Blobs, trees, commit: written before any lock is taken. Objects
@@ -411,6 +420,19 @@ func (r *local) read(_ context.Context, p string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	return r.readAt(tree, p)
+}
+
+func (r *local) list(_ context.Context, dir string) ([]string, error) {
+	tree, err := r.headTree()
+	if err != nil {
+		return nil, err
+	}
+	return r.listAt(tree, dir)
+}
+
+// readAt returns the file at a clean path of tree.
+func (r *local) readAt(tree plumbing.Hash, p string) ([]byte, error) {
 	e, ok, err := r.objs.entryAt(tree, p)
 	switch {
 	case err != nil:
@@ -423,11 +445,8 @@ func (r *local) read(_ context.Context, p string) ([]byte, error) {
 	return r.objs.blob(e.Hash)
 }
 
-func (r *local) list(_ context.Context, dir string) ([]string, error) {
-	tree, err := r.headTree()
-	if err != nil {
-		return nil, err
-	}
+// listAt returns the files at or under a clean path of tree, sorted.
+func (r *local) listAt(tree plumbing.Hash, dir string) ([]string, error) {
 	e, ok, err := r.objs.entryAt(tree, dir)
 	if err != nil || !ok {
 		return nil, err
@@ -438,4 +457,34 @@ func (r *local) list(_ context.Context, dir string) ([]string, error) {
 	}
 	sort.Strings(out)
 	return out, nil
+}
+
+// localView reads one commit's tree: the parent of the commit an attempt
+// builds.
+type localView struct {
+	r          *local
+	head, tree plumbing.Hash
+}
+
+func (v *localView) Read(path string) ([]byte, error) {
+	p, err := gitrepo.CleanPath(path)
+	if err != nil {
+		return nil, err
+	}
+	return v.r.readAt(v.tree, p)
+}
+
+func (v *localView) List(dir string) ([]string, error) {
+	p, err := gitrepo.CleanPath(dir)
+	if err != nil {
+		return nil, err
+	}
+	return v.r.listAt(v.tree, p)
+}
+
+func (v *localView) Head() string {
+	if v.head.IsZero() {
+		return ""
+	}
+	return v.head.String()
 }

@@ -25,10 +25,10 @@ import (
 )
 
 // remote is a repository reached over HTTP through a gitrepo.Store. Every
-// write is a gitrepo Update — fetch, change, commit, push, applied again on
-// the new head when the push is rejected — and a write whose Update ran
-// out of push attempts against a busy branch is tried again, after a
-// random pause, up to the Ledger's attempts.
+// write is a gitrepo Update — fetch, plan and change, commit, push, planned
+// again on the new head when the push is rejected — and a write whose
+// Update ran out of push attempts against a busy branch is tried again,
+// after a random pause, up to the Ledger's attempts.
 type remote struct {
 	opts   Options
 	store  *gitrepo.Store
@@ -61,12 +61,21 @@ func (r *remote) branch(name string) (*gitrepo.Repo, error) {
 	return r.store.Open(rem)
 }
 
-func (r *remote) write(ctx context.Context, branch, base, message string, changes []change) (string, bool, error) {
+func (r *remote) update(ctx context.Context, branch, base string, plan plan) (string, bool, error) {
 	repo, err := r.branch(branch)
 	if err != nil {
 		return "", false, err
 	}
+	// planFailed tells the plan's own errors, returned as they are, from
+	// those of the Update around it: a plan's error that happens to wrap
+	// ErrRejected or ErrBranchNotFound must not be retried.
+	planFailed := false
 	apply := func(tx *gitrepo.Tx) error {
+		message, changes, err := plan.run(txView{tx})
+		if planFailed = err != nil; planFailed {
+			return err
+		}
+		tx.SetMessage(message)
 		for _, c := range changes {
 			if !c.delete {
 				if err := tx.WriteFile(c.path, c.data); err != nil {
@@ -89,7 +98,12 @@ func (r *remote) write(ctx context.Context, branch, base, message string, change
 	}
 	created := false
 	for attempt := 1; ; attempt++ {
-		commit, changed, err := repo.Update(ctx, message, apply)
+		// The message is the plan's, set in apply: gitrepo checks it
+		// only when there is something to commit.
+		commit, changed, err := repo.Update(ctx, "", apply)
+		if planFailed {
+			return "", false, err
+		}
 		if errors.Is(err, gitrepo.ErrBranchNotFound) && repo != r.repo && !created {
 			if err = r.createBranch(ctx, branch, base); err == nil {
 				created = true
@@ -124,6 +138,14 @@ func (r *remote) list(ctx context.Context, dir string) ([]string, error) {
 	})
 	return out, err
 }
+
+// txView reads the head an Update's attempt fetched. The Tx holds no
+// writes while the plan runs: they are made after it returns.
+type txView struct{ tx *gitrepo.Tx }
+
+func (v txView) Read(path string) ([]byte, error)  { return v.tx.ReadFile(path) }
+func (v txView) List(dir string) ([]string, error) { return v.tx.Files(dir) }
+func (v txView) Head() string                      { return v.tx.Head() }
 
 // createBranch makes branch on the remote at the head of base (a full
 // commit hash, a branch, or the Ledger's branch when empty). A branch
