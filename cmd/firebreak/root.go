@@ -94,6 +94,11 @@ playbooks/*.cue and playbooks/tests/*.cue. Start one with 'firebreak init'.`,
 		newSchemaCmd(),
 		newDemoCmd(),
 		newRunCmd(g),
+		newIncidentsCmd(g),
+		newApproveCmd(g),
+		newResolveCmd(g),
+		newPostmortemCmd(g),
+		newStatsCmd(g),
 	)
 	return root
 }

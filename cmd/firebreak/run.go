@@ -1,16 +1,13 @@
 package main
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
-	"path/filepath"
-	"sort"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -19,35 +16,49 @@ import (
 	"github.com/firebreak-dev/firebreak/actions/registry"
 	"github.com/firebreak-dev/firebreak/actions/secrets"
 	"github.com/firebreak-dev/firebreak/actions/webclient"
+	"github.com/firebreak-dev/firebreak/engine/respond"
 	"github.com/firebreak-dev/firebreak/engine/run"
 	"github.com/firebreak-dev/firebreak/schema"
 )
 
 type runOptions struct {
-	alertFile  string
-	dryRun     bool
-	format     string
-	secretsDir string
-	cacheDir   string
+	alertFile string
+	dryRun    bool
+	format    string
+	engine    engineFlags
 }
 
 func newRunCmd(g *globalOptions) *cobra.Command {
 	opts := &runOptions{}
 	cmd := &cobra.Command{
 		Use:   "run --alert FILE [DIR] [--dry-run]",
-		Short: "Handle alerts end to end: match, plan and run the steps",
-		Long: `Run reads the alerts in FILE (as for plan) and, for every playbook each one
-matches, runs the rendered steps in order through the sandboxed action
-library: rollback, scale and flag commit to the target Git repositories,
-notify posts to the channels, verify queries Prometheus or a URL.
+		Short: "Handle alerts end to end: open, join or resolve incidents, run the steps, record",
+		Long: `Run reads the alerts in FILE (as for plan) and handles each alert group a
+playbook matches as an incident, recorded in the playbook repository DIR
+(a git repository; every state change is one commit):
 
-Every step is checked again against firebreak.cue's policy with its real
-values, has a timeout (its own, or policy.limits.step_timeout) and the run
-a deadline (policy.limits.run_timeout). A step with approval: "required"
-stops the run and reports that it waits. When a step fails, the rest are
-skipped (unless continue_on_error) and on_failure runs. With policy.paused
-only notify runs. --dry-run plans every step and changes nothing.
+  a firing group with no open incident opens one and runs the playbook's
+  steps in order through the sandboxed action library (rollback, scale and
+  flag commit to the target repositories, notify posts, verify queries);
+  each step is recorded before it starts and when it finishes;
+  a firing group with an open incident joins it and runs nothing again;
+  a group whose alerts all resolved resolves its incident and drafts the
+  postmortem on the branch postmortem/<id>.
 
+A new incident's steps are held back (recorded, not run) within the
+playbook's cooldown after the group's last run, past
+policy.limits.runs_per_hour runs of the playbook in the last hour. While
+policy.paused is set, nothing but notify runs. Every step is checked again against firebreak.cue's policy with
+its real values, has a timeout (its own, or policy.limits.step_timeout)
+and the run a deadline (policy.limits.run_timeout). A step with
+approval: "required" waits: see 'firebreak approve'. When a step fails,
+the rest are skipped (unless continue_on_error) and on_failure runs.
+
+With a github block in firebreak.cue (and its token set), the incident is
+mirrored as an issue; what GitHub could not take yet stays owed in
+.firebreak/outbox and is sent by the next run.
+
+--dry-run plans every step, changes nothing and records nothing.
 Secrets named in firebreak.cue come from FIREBREAK_SECRET_<NAME> or
 --secrets-dir. Progress goes to stderr, the results to stdout.
 Exit status: 0 done (also when waiting for approval), 1 failed.`,
@@ -55,68 +66,43 @@ Exit status: 0 done (also when waiting for approval), 1 failed.`,
   FIREBREAK_SECRET_GITHUB_TOKEN=... firebreak run --alert am.json ./ops`,
 		Args: maxOneDir,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			alerts, p, r, err := alertsAndPlanner(cmd, g, args, opts.alertFile, opts.format)
+			if err := checkFormat(opts.format, "text", "json"); err != nil {
+				return err
+			}
+			if opts.alertFile == "" {
+				return usagef("--alert FILE is required")
+			}
+			alerts, err := readAlerts(cmd.InOrStdin(), opts.alertFile)
 			if err != nil {
 				return err
 			}
-			sec := secrets.New(opts.secretsDir)
-			log := slog.New(secrets.Handler(slog.NewTextHandler(cmd.ErrOrStderr(), nil), sec))
-			cacheDir := opts.cacheDir
-			if cacheDir == "" {
-				if base, err := os.UserCacheDir(); err == nil {
-					cacheDir = filepath.Join(base, "firebreak")
-				} else {
-					cacheDir = filepath.Join(os.TempDir(), "firebreak-cache")
-				}
+			if opts.dryRun {
+				return dryRun(cmd, g, args, opts, alerts)
 			}
-			env := &actions.Env{
-				Config:  r.Config,
-				Secrets: sec,
-				HTTP:    webclient.New(webclient.Options{AllowedHosts: webclient.AllowedHosts(r.Config), Redact: sec.Redact, Log: log}),
-				Git:     gitrepo.NewStore(cacheDir, log),
-				Log:     log,
+			e, err := openEngine(cmd, g, args, &opts.engine, true)
+			if err != nil {
+				return err
 			}
-			runner := &run.Runner{Env: env, Actions: registry.Actions, DryRun: opts.dryRun, Log: log}
-
-			var reports []runReport
-			for i := range alerts {
-				res := p.Plan(&alerts[i])
-				if len(res.Matches) == 0 {
-					log.Info("no playbook matches", "labels", labelString(alerts[i].Labels))
+			outcomes, handleErr := e.Handle(cmd.Context(), alerts)
+			if e.GitHub != nil {
+				ctx, cancel := context.WithTimeout(cmd.Context(), time.Minute)
+				if n, err := e.Flush(ctx); err != nil {
+					e.Log.Warn("GitHub did not take everything; it stays owed in .firebreak/outbox", "sent", n, "error", err)
 				}
-				for _, m := range res.Matches {
-					rep := runReport{Playbook: m.Playbook, Group: m.Group}
-					rep.Incident = incidentID(m.Playbook, m.Group, &alerts[i])
-					if m.Error != "" {
-						rep.Result = &run.Result{Status: run.RunFailed}
-						rep.Error = m.Error
-						log.Error("cannot render playbook", "playbook", m.Playbook, "error", m.Error)
-						reports = append(reports, rep)
-						continue
-					}
-					if alerts[i].Status != "firing" {
-						log.Info("alert resolved: nothing to run", "playbook", m.Playbook)
-						continue
-					}
-					owner := ""
-					for _, pb := range r.Playbooks {
-						if pb.Name == m.Playbook {
-							owner = pb.Owner
-						}
-					}
-					log.Info("running playbook", "playbook", m.Playbook, "incident", rep.Incident, "dry_run", opts.dryRun)
-					rep.Result = runner.Run(cmd.Context(), &run.Request{
-						Incident: rep.Incident, Playbook: m.Playbook, Owner: owner,
-						Steps: m.Steps, OnFailure: m.OnFailure,
-					})
-					reports = append(reports, rep)
-				}
+				cancel()
+			}
+			reports := make([]runReport, 0, len(outcomes))
+			for _, o := range outcomes {
+				reports = append(reports, runReport{Incident: o.Incident, Playbook: o.Playbook, Group: o.Group, What: o.What, Reason: o.Reason, Result: o.Result})
 			}
 			if err := printRunReports(cmd.OutOrStdout(), opts.format, reports); err != nil {
 				return err
 			}
+			if handleErr != nil {
+				return handleErr
+			}
 			for _, rep := range reports {
-				if rep.Result.Status == run.RunFailed {
+				if rep.What == respond.Failed || rep.Result != nil && rep.Result.Status == run.RunFailed {
 					return errSilent
 				}
 			}
@@ -124,41 +110,71 @@ Exit status: 0 done (also when waiting for approval), 1 failed.`,
 		},
 	}
 	cmd.Flags().StringVar(&opts.alertFile, "alert", "", "alert file: normalized alert(s) or an Alertmanager webhook body (- for stdin)")
-	cmd.Flags().BoolVar(&opts.dryRun, "dry-run", false, "plan every step, change nothing")
+	cmd.Flags().BoolVar(&opts.dryRun, "dry-run", false, "plan every step, change nothing, record nothing")
 	cmd.Flags().StringVar(&opts.format, "format", "text", "output format: text or json")
-	cmd.Flags().StringVar(&opts.secretsDir, "secrets-dir", "", "directory of secret files named after the secrets (after FIREBREAK_SECRET_*)")
-	cmd.Flags().StringVar(&opts.cacheDir, "cache-dir", "", "where clones of target repositories are cached (default: the user cache dir)")
+	opts.engine.register(cmd)
 	return cmd
 }
 
-type runReport struct {
-	Incident string            `json:"incident"`
-	Playbook string            `json:"playbook"`
-	Group    map[string]string `json:"group"`
-	Error    string            `json:"error,omitempty"`
-	Result   *run.Result       `json:"result"`
+// dryRun plans every step of every match through the actions' Plan: what
+// would change, with nothing changed and no incident recorded.
+func dryRun(cmd *cobra.Command, g *globalOptions, args []string, opts *runOptions, alerts []schema.Alert) error {
+	dir, err := g.dir(cmd, args)
+	if err != nil {
+		return err
+	}
+	p, r, err := loadPlannerRepo(cmd, dir)
+	if err != nil {
+		return err
+	}
+	sec := secrets.New(opts.engine.secretsDir)
+	log := slog.New(secrets.Handler(slog.NewTextHandler(cmd.ErrOrStderr(), nil), sec))
+	env := &actions.Env{
+		Config:  r.Config,
+		Secrets: sec,
+		HTTP:    webclient.New(webclient.Options{AllowedHosts: webclient.AllowedHosts(r.Config), Redact: sec.Redact, Log: log}),
+		Git:     gitrepo.NewStore(opts.engine.cache(), log),
+		Log:     log,
+	}
+	runner := &run.Runner{Env: env, Actions: registry.Actions, DryRun: true, Log: log}
+	var reports []runReport
+	for i := range alerts {
+		res := p.Plan(&alerts[i])
+		if len(res.Matches) == 0 {
+			log.Info("no playbook matches", "labels", labelString(alerts[i].Labels))
+		}
+		for _, m := range res.Matches {
+			if alerts[i].Status != "firing" {
+				continue
+			}
+			rep := runReport{Playbook: m.Playbook, Group: m.Group, What: "planned"}
+			if m.Error != "" {
+				rep.Result, rep.Reason = &run.Result{Status: run.RunFailed}, m.Error
+				reports = append(reports, rep)
+				continue
+			}
+			owner := ""
+			for _, pb := range r.Playbooks {
+				if pb.Name == m.Playbook {
+					owner = pb.Owner
+				}
+			}
+			rep.Result = runner.Run(cmd.Context(), &run.Request{Playbook: m.Playbook, Owner: owner, Steps: m.Steps, OnFailure: m.OnFailure})
+			reports = append(reports, rep)
+		}
+	}
+	return printRunReports(cmd.OutOrStdout(), opts.format, reports)
 }
 
-// incidentID names the incident of one alert group: stable for the same
-// playbook, group and alert start, so a re-run of the same alert finds the
-// work it already did (the actions are idempotent by incident).
-func incidentID(playbook string, group map[string]string, a *schema.Alert) string {
-	keys := make([]string, 0, len(group))
-	for k := range group {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	h := sha256.New()
-	fmt.Fprintf(h, "%s\x00", playbook)
-	for _, k := range keys {
-		fmt.Fprintf(h, "%s=%s\x00", k, group[k])
-	}
-	start := a.StartsAt
-	if start.IsZero() {
-		start = a.ReceivedAt
-	}
-	fmt.Fprintf(h, "%d", start.Unix())
-	return start.UTC().Format("20060102") + "-" + hex.EncodeToString(h.Sum(nil))[:8]
+type runReport struct {
+	Incident string            `json:"incident,omitempty"`
+	Playbook string            `json:"playbook"`
+	Group    map[string]string `json:"group"`
+	// What became of the group: opened, joined, resumed, held, resolved,
+	// ignored, failed; planned for a dry run.
+	What   string      `json:"what"`
+	Reason string      `json:"reason,omitempty"`
+	Result *run.Result `json:"result,omitempty"`
 }
 
 func printRunReports(w io.Writer, format string, reports []runReport) error {
@@ -171,9 +187,22 @@ func printRunReports(w io.Writer, format string, reports []runReport) error {
 		return enc.Encode(reports)
 	}
 	for _, rep := range reports {
-		fmt.Fprintf(w, "incident %s: playbook %s %s: %s\n", rep.Incident, rep.Playbook, labelString(rep.Group), rep.Result.Status)
-		if rep.Error != "" {
-			fmt.Fprintf(w, "  %s\n", rep.Error)
+		status := rep.What
+		if rep.Result != nil && rep.What != "planned" {
+			status += ", run " + rep.Result.Status
+		} else if rep.Result != nil {
+			status = rep.Result.Status
+		}
+		name := "incident " + rep.Incident
+		if rep.Incident == "" {
+			name = "dry run"
+		}
+		fmt.Fprintf(w, "%s: playbook %s %s: %s\n", name, rep.Playbook, labelString(rep.Group), status)
+		if rep.Reason != "" {
+			fmt.Fprintf(w, "  %s\n", rep.Reason)
+		}
+		if rep.Result == nil {
+			continue
 		}
 		printStepResults(w, "  ", rep.Result.Steps)
 		if len(rep.Result.OnFailure) > 0 {

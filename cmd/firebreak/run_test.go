@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -111,6 +112,7 @@ checkout_broken: {
 	writeFile(t, dir, "alert.json", `{"version": "4", "status": "firing", "receiver": "firebreak", "groupKey": "{}", "truncatedAlerts": 0,
  "alerts": [{"status": "firing", "labels": {"alertname": "CheckoutBroken", "deployment": "checkout-api"}, "annotations": {},
    "startsAt": "2026-11-21T09:00:00Z", "endsAt": "0001-01-01T00:00:00Z", "fingerprint": "f1"}]}`)
+	gitInit(t, dir)
 	t.Setenv("FIREBREAK_SECRET_DEPLOY_TOKEN", e2eToken)
 	t.Setenv("FIREBREAK_SECRET_SLACK_URL", slack.URL+e2eSlackPath)
 	cache := t.TempDir()
@@ -172,16 +174,67 @@ checkout_broken: {
 		t.Errorf("slack posts %q", posts)
 	}
 
-	// The same alert again: the git steps find their commits and do
-	// nothing; nothing new is pushed.
+	// The incident is recorded in the playbook repository.
+	code, out, _ = firebreak("incidents", "--format", "json", dir)
+	var ins []struct {
+		ID     string `json:"id"`
+		Status string `json:"status"`
+		Steps  []struct {
+			Status string `json:"status"`
+			Commit string `json:"commit"`
+		} `json:"steps"`
+	}
+	if err := json.Unmarshal([]byte(out), &ins); code != 0 || err != nil || len(ins) != 1 || ins[0].Status != "mitigated" || len(ins[0].Steps) != 5 || ins[0].Steps[1].Commit == "" {
+		t.Fatalf("incidents: exit %d, %v\n%s", code, err, out)
+	}
+	if st := gitOut(t, dir, "status", "--porcelain"); st != "" {
+		t.Errorf("the playbook repository is left dirty:\n%s", st)
+	}
+
+	// The same alert again joins the open incident: nothing runs again,
+	// nothing new is pushed or posted.
 	after := srv.Head("deploy")
 	code, out, errOut = firebreak("run", "--alert", filepath.Join(dir, "alert.json"), dir)
-	if code != 0 || srv.Head("deploy") != after {
-		t.Fatalf("re-run: exit %d, head moved %v\n%s\n%s", code, srv.Head("deploy") != after, out, errOut)
+	if code != 0 || srv.Head("deploy") != after || len(posts) != 1 {
+		t.Fatalf("re-run: exit %d, head moved %v, %d posts\n%s\n%s", code, srv.Head("deploy") != after, len(posts), out, errOut)
 	}
-	if !strings.Contains(out, "already") {
-		t.Errorf("re-run does not say the changes were already there:\n%s", out)
+	if !strings.Contains(out, "incident "+ins[0].ID+": playbook checkout_broken {deployment=\"checkout-api\"}: joined") {
+		t.Errorf("re-run does not say it joined the open incident:\n%s", out)
 	}
+
+	// The alert resolves: the incident resolves and its postmortem is
+	// drafted on its branch.
+	writeFile(t, dir, "resolved.json", `[{"status": "resolved", "labels": {"alertname": "CheckoutBroken", "deployment": "checkout-api"},
+  "startsAt": "2026-11-21T09:00:00Z", "endsAt": "2026-11-21T09:30:00Z", "fingerprint": "f1"}]`)
+	code, out, errOut = firebreak("run", "--alert", filepath.Join(dir, "resolved.json"), dir)
+	if code != 0 || !strings.Contains(out, ": resolved") {
+		t.Fatalf("resolve: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if pm := gitOut(t, dir, "show", "postmortem/"+ins[0].ID+":postmortems/"+ins[0].ID+".md"); !strings.Contains(pm, ins[0].ID) {
+		t.Errorf("postmortem draft:\n%s", pm)
+	}
+	code, out, _ = firebreak("stats", "--format", "json", dir)
+	if code != 0 || !strings.Contains(out, `"count": 1`) && !strings.Contains(out, `"incidents": 1`) {
+		t.Errorf("stats: exit %d\n%s", code, out)
+	}
+}
+
+func gitInit(t *testing.T, dir string) {
+	t.Helper()
+	gitOut(t, dir, "init", "-q", "-b", "main")
+	gitOut(t, dir, "add", ".")
+	gitOut(t, dir, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "playbooks")
+}
+
+func gitOut(t *testing.T, dir string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command("git", args...)
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
 }
 
 func writeFile(t *testing.T, dir, name, content string) {

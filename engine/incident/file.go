@@ -410,6 +410,9 @@ func frontMatter(in *Incident, quoteAll bool) ([]byte, error) {
 		if len(a.Labels) > 0 {
 			add(m, "labels", w.labels(a.Labels))
 		}
+		if len(a.Annotations) > 0 {
+			add(m, "annotations", w.labels(a.Annotations))
+		}
 		alerts.Content = append(alerts.Content, m)
 	}
 	steps := sequence()

@@ -114,6 +114,9 @@ type AlertRef struct {
 	StartsAt    time.Time         `yaml:"starts_at,omitempty" json:"starts_at,omitzero"`
 	EndsAt      time.Time         `yaml:"ends_at,omitempty" json:"ends_at,omitzero"`
 	Labels      map[string]string `yaml:"labels,omitempty" json:"labels,omitempty"`
+	// Annotations are kept so that the incident's steps can be planned
+	// again from its record after a restart.
+	Annotations map[string]string `yaml:"annotations,omitempty" json:"annotations,omitempty"`
 }
 
 // Step is what happened to one step of the incident's playbook.
@@ -184,6 +187,7 @@ func AlertRefOf(a *schema.Alert) AlertRef {
 		StartsAt:    a.StartsAt,
 		EndsAt:      a.EndsAt,
 		Labels:      maps.Clone(a.Labels),
+		Annotations: maps.Clone(a.Annotations),
 	}
 }
 
@@ -378,6 +382,7 @@ func (in *Incident) Normalize() {
 		a.Fingerprint, a.Status = clean(a.Fingerprint), clean(a.Status)
 		a.StartsAt, a.EndsAt = cleanTime(a.StartsAt), cleanTime(a.EndsAt)
 		a.Labels = cleanMap(a.Labels)
+		a.Annotations = cleanMap(a.Annotations)
 	}
 	if len(in.Steps) == 0 {
 		in.Steps = nil
@@ -407,6 +412,7 @@ func (in *Incident) clone() *Incident {
 	c.Alerts = slices.Clone(in.Alerts)
 	for i := range c.Alerts {
 		c.Alerts[i].Labels = maps.Clone(c.Alerts[i].Labels)
+		c.Alerts[i].Annotations = maps.Clone(c.Alerts[i].Annotations)
 	}
 	c.Steps = slices.Clone(in.Steps)
 	c.Timeline = slices.Clone(in.Timeline)

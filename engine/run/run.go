@@ -22,7 +22,13 @@ const (
 	Refused   = "refused" // the sandbox said no; nothing changed
 	Skipped   = "skipped" // not run: paused policy, or an earlier failure
 	Waiting   = "waiting" // needs approval
+	Denied    = "denied"  // approval refused; nothing changed
 	Planned   = "planned" // dry run
+	// Pending and Running are never returned by Run; they are what an
+	// incident record holds for a step not started yet, and for one
+	// started but not recorded finished (see Request.Progress).
+	Pending = "pending"
+	Running = "running"
 )
 
 // Run statuses.
@@ -30,7 +36,10 @@ const (
 	RunSucceeded = "succeeded"
 	RunFailed    = "failed"
 	RunWaiting   = "waiting" // stopped at a step that needs approval
+	RunDenied    = "denied"  // stopped at a step whose approval was refused
 	RunPlanned   = "planned"
+	// RunStopped: Progress refused to record a step, which was not run.
+	RunStopped = "stopped"
 )
 
 // Runner runs steps. Its zero value is not usable: Env and Actions are
@@ -52,9 +61,18 @@ type Request struct {
 	OnFailure []schema.Step
 	// Approved names the steps that may run although they need approval.
 	Approved map[string]bool
+	// Denied names the steps whose approval was refused: the run stops
+	// there, without on_failure (a person decided; nothing failed).
+	Denied map[string]bool
 	// Done holds steps finished in an earlier run of this incident, by
 	// name; they are not run again.
 	Done map[string]StepResult
+	// Progress, when set, is told of each step about to run (status
+	// Running) and of each step finished, before the run goes on: the
+	// incident record is written there. An error for a step about to run
+	// stops the run before the step, which is then reported Skipped with
+	// the error; an error for a finished step stops the run after it.
+	Progress func(StepResult) error
 }
 
 // StepResult is what happened to one step.
@@ -90,7 +108,7 @@ func (r *Runner) Run(ctx context.Context, req *Request) *Result {
 	}
 	failed := false
 	for _, s := range req.Steps {
-		if failed || res.Status == RunWaiting {
+		if failed || res.Status != RunSucceeded && res.Status != RunPlanned {
 			res.Steps = append(res.Steps, StepResult{Name: s.Name, Action: s.Action, Target: target(s), Status: Skipped})
 			continue
 		}
@@ -98,11 +116,17 @@ func (r *Runner) Run(ctx context.Context, req *Request) *Result {
 			res.Steps = append(res.Steps, done)
 			continue
 		}
-		sr := r.step(ctx, req, s)
+		sr, ok := r.recorded(ctx, req, s)
 		res.Steps = append(res.Steps, sr)
+		if !ok {
+			res.Status = RunStopped
+			continue
+		}
 		switch sr.Status {
 		case Waiting:
 			res.Status = RunWaiting
+		case Denied:
+			res.Status = RunDenied
 		case Failed, Refused:
 			if !s.ContinueOnError {
 				failed = true
@@ -112,10 +136,45 @@ func (r *Runner) Run(ctx context.Context, req *Request) *Result {
 	if failed {
 		res.Status = RunFailed
 		for _, s := range req.OnFailure {
-			res.OnFailure = append(res.OnFailure, r.step(ctx, req, s))
+			if done, ok := req.Done[s.Name]; ok && done.Status == Succeeded {
+				res.OnFailure = append(res.OnFailure, done)
+				continue
+			}
+			sr, ok := r.recorded(ctx, req, s)
+			res.OnFailure = append(res.OnFailure, sr)
+			if !ok {
+				break
+			}
 		}
 	}
 	return res
+}
+
+// recorded runs one step between the two Progress reports; ok is false
+// when a report failed and the run must stop.
+func (r *Runner) recorded(ctx context.Context, req *Request, s schema.Step) (StepResult, bool) {
+	if req.Progress == nil || r.DryRun {
+		return r.step(ctx, req, s), true
+	}
+	if s.Approval == "required" && !req.Approved[s.Name] {
+		// It waits or is denied: nothing runs, so nothing can be left
+		// half done; only the outcome is reported.
+		sr := r.step(ctx, req, s)
+		return sr, req.Progress(sr) == nil
+	}
+	start := StepResult{Name: s.Name, Action: s.Action, Target: target(s), Status: Running, Started: r.now()}
+	if err := req.Progress(start); err != nil {
+		start.Status, start.Error = Skipped, "not run: "+r.Env.Secrets.RedactError(err).Error()
+		start.Started = time.Time{}
+		return start, false
+	}
+	sr := r.step(ctx, req, s)
+	if err := req.Progress(sr); err != nil {
+		r.log().Error("step finished but not recorded; it runs again when the incident resumes",
+			"incident", req.Incident, "step", s.Name, "error", r.Env.Secrets.RedactError(err).Error())
+		return sr, false
+	}
+	return sr, true
 }
 
 // step runs one step inside the sandbox.
@@ -150,6 +209,9 @@ func (r *Runner) step(ctx context.Context, req *Request, s schema.Step) StepResu
 			err = actions.Refusef("%v", err)
 		}
 		return finish(Refused, nil, err)
+	}
+	if s.Approval == "required" && req.Denied[s.Name] && !r.DryRun {
+		return finish(Denied, nil, nil)
 	}
 	if s.Approval == "required" && !req.Approved[s.Name] && !r.DryRun {
 		return finish(Waiting, nil, nil)

@@ -1,0 +1,443 @@
+// Package respond is the incident lifecycle: alerts in, incidents out.
+//
+// A firing alert group that matches a playbook opens an incident; the
+// playbook's steps run through the sandbox, each one recorded before it
+// starts and when it finishes; the incident is mitigated when its steps
+// succeed (or a verify step held), and resolved when its alerts resolve or
+// someone says so. Alerts of the same playbook and group key join the open
+// incident and run nothing again.
+//
+// The incident records in the playbook repository are the engine's only
+// memory. Every state change is one commit, made by a read-modify-write
+// that runs again on the new head when another writer got there first
+// (ledger.Update), so two engines handling the same alert make one
+// incident. After a crash, Resume plans the unfinished steps of an
+// incident again; the actions are idempotent, so a step that ran but was
+// not recorded finished is not applied twice.
+//
+// GitHub (the issue, a comment per finished step, closing it, the
+// postmortem pull request) is a mirror, fed from a durable outbox written
+// in the same commits: GitHub being down never holds up an incident.
+package respond
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/firebreak-dev/firebreak/engine/github"
+	"github.com/firebreak-dev/firebreak/engine/incident"
+	"github.com/firebreak-dev/firebreak/engine/ledger"
+	"github.com/firebreak-dev/firebreak/engine/plan"
+	"github.com/firebreak-dev/firebreak/engine/render"
+	"github.com/firebreak-dev/firebreak/engine/repo"
+	"github.com/firebreak-dev/firebreak/engine/run"
+	"github.com/firebreak-dev/firebreak/schema"
+)
+
+// Engine handles alerts for one playbook repository.
+type Engine struct {
+	Repo    *repo.Repo
+	Planner *plan.Planner
+	// Ledger is the playbook repository the records are committed to.
+	Ledger *ledger.Ledger
+	Runner *run.Runner
+	// GitHub mirrors incidents as issues; nil keeps them in Git only.
+	GitHub *github.Client
+	// Branch is the playbook repository's branch, which postmortem pull
+	// requests merge into; "main" when empty.
+	Branch string
+	// PlaybooksCommit is the commit the playbooks were loaded from.
+	PlaybooksCommit string
+	Log             *slog.Logger
+	Now             func() time.Time
+}
+
+// Outcome is what became of one alert group.
+type Outcome struct {
+	Incident string            `json:"incident"`
+	Playbook string            `json:"playbook"`
+	Group    map[string]string `json:"group"`
+	// What is opened, joined, resumed, resolved, held (opened, steps held
+	// back), ignored (a resolved alert of no open incident) or failed.
+	What   string      `json:"what"`
+	Reason string      `json:"reason,omitempty"`
+	Result *run.Result `json:"result,omitempty"`
+}
+
+// What an alert group did.
+const (
+	Opened   = "opened"
+	Joined   = "joined"
+	Resumed  = "resumed"
+	Resolved = "resolved"
+	Held     = "held"
+	Ignored  = "ignored"
+	Failed   = "failed"
+)
+
+// heldBack starts the error of a step that did not run because a limit
+// held the incident's steps back.
+const heldBack = "held back: "
+
+func (e *Engine) now() time.Time {
+	if e.Now != nil {
+		return e.Now().UTC()
+	}
+	return time.Now().UTC()
+}
+
+func (e *Engine) log() *slog.Logger {
+	if e.Log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return e.Log
+}
+
+func (e *Engine) dir() string { return e.Repo.Config.Paths.Incidents }
+
+// group is the alerts of one batch that share a playbook and group key.
+type group struct {
+	pb     *repo.Playbook
+	key    string
+	labels map[string]string
+	plan   *render.Plan // the steps rendered for the first firing alert
+	alerts []*schema.Alert
+}
+
+// Handle takes a batch of alerts (one webhook, one alert file) through the
+// lifecycle and returns what became of each alert group, in the order the
+// groups first appear. An error means the incident log could not be
+// written: what was not recorded was not done.
+func (e *Engine) Handle(ctx context.Context, alerts []schema.Alert) ([]Outcome, error) {
+	alerts = slices.Clone(alerts)
+	for i := range alerts {
+		if alerts[i].Fingerprint == "" {
+			alerts[i].Fingerprint = fingerprint(alerts[i].Labels)
+		}
+	}
+	groups := e.group(alerts)
+	var out []Outcome
+	var errs []error
+	for _, g := range groups {
+		o, err := e.handleGroup(ctx, g)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("playbook %s: %w", g.pb.Name, err))
+			o = Outcome{Playbook: g.pb.Name, Group: g.labels, What: Failed, Reason: err.Error()}
+		}
+		out = append(out, o)
+	}
+	return out, errors.Join(errs...)
+}
+
+func (e *Engine) group(alerts []schema.Alert) []*group {
+	byKey := map[string]*group{}
+	var order []*group
+	for i := range alerts {
+		a := &alerts[i]
+		// A resolved alert finds its playbooks as if it fired: a match
+		// on status must not hide the end of an incident.
+		probe := *a
+		probe.Status = "firing"
+		names := e.Planner.Matches(&probe)
+		if len(names) == 0 {
+			e.log().Info("no playbook matches", "alert", alertName(a), "fingerprint", a.Fingerprint)
+		}
+		for _, name := range names {
+			pb := e.playbook(name)
+			if pb == nil {
+				continue
+			}
+			labels := plan.Group(pb, a)
+			key := incident.GroupKey(pb.Name, labels)
+			g, ok := byKey[key]
+			if !ok {
+				g = &group{pb: pb, key: key, labels: labels}
+				byKey[key] = g
+				order = append(order, g)
+			}
+			g.alerts = append(g.alerts, a)
+		}
+	}
+	return order
+}
+
+func (e *Engine) playbook(name string) *repo.Playbook {
+	for _, pb := range e.Repo.Playbooks {
+		if pb.Name == name {
+			return pb
+		}
+	}
+	return nil
+}
+
+func (e *Engine) handleGroup(ctx context.Context, g *group) (Outcome, error) {
+	o := Outcome{Playbook: g.pb.Name, Group: g.labels}
+	firing := slices.ContainsFunc(g.alerts, func(a *schema.Alert) bool { return a.Status == "firing" })
+	if !firing {
+		return e.resolveGroup(ctx, g, o)
+	}
+	i := slices.IndexFunc(g.alerts, func(a *schema.Alert) bool { return a.Status == "firing" })
+	rendered, err := e.Planner.Render(g.pb.Name, g.alerts[i])
+	if err != nil {
+		return o, err
+	}
+	g.plan = rendered
+
+	var id string
+	var resume bool
+	now := e.now()
+	_, err = e.change(ctx, func(t *tx) error {
+		o.What, o.Reason, resume = "", "", false
+		idx, err := t.index()
+		if err != nil {
+			return err
+		}
+		idx.prune(now, e.keepRuns())
+		if entry, ok := idx.Open[g.key]; ok {
+			in, err := t.record(entry.Path)
+			if err != nil {
+				return err
+			}
+			if in != nil {
+				id, o.What = in.ID, Joined
+				resume = e.stale(in, now)
+				return e.join(t, entry.Path, in, g, now)
+			}
+			// The index names a record that is gone: open afresh.
+			delete(idx.Open, g.key)
+			t.touchIndex()
+		}
+		in, err := e.open(t, idx, g, now)
+		if err != nil || in == nil {
+			return err
+		}
+		id = in.ID
+		o.What = Opened
+		if held := heldReason(in); held != "" {
+			o.What, o.Reason = Held, held
+		}
+		return nil
+	})
+	o.Incident = id
+	if err != nil {
+		return o, err
+	}
+	switch {
+	case o.What == Opened:
+		o.Result, err = e.runSteps(ctx, id, g.pb, rendered)
+	case o.What == Joined && resume:
+		o.What = Resumed
+		o.Result, err = e.Resume(ctx, id)
+	case o.What == "":
+		o.What, o.Reason = Ignored, "these alerts were handled by an incident already resolved"
+	}
+	return o, err
+}
+
+// keepRuns is how long the index remembers runs: the longest cooldown,
+// and at least the hour runs_per_hour counts.
+func (e *Engine) keepRuns() time.Duration {
+	keep := time.Hour
+	for _, pb := range e.Repo.Playbooks {
+		keep = max(keep, pb.Cooldown)
+	}
+	return keep
+}
+
+// stale reports whether an open incident has steps left unfinished by a
+// runner that is gone: one started longer ago than the run deadline, or
+// none started although the incident opened that long ago. Only then does
+// a joining alert resume it; a live runner is still at work otherwise.
+func (e *Engine) stale(in *incident.Incident, now time.Time) bool {
+	deadline := duration(e.Repo.Config.Policy.Limits.RunTimeout, 30*time.Minute)
+	last := in.Timestamps.Opened
+	for _, s := range in.Steps {
+		if s.Started.After(last) {
+			last = s.Started
+		}
+	}
+	return unfinished(in) && now.Sub(last) > deadline
+}
+
+// join records g's alerts in the open incident in.
+func (e *Engine) join(t *tx, p string, in *incident.Incident, g *group, now time.Time) error {
+	changed := false
+	for _, a := range g.alerts {
+		ref := incident.AlertRefOf(a)
+		if prev := alertRef(in, ref.Fingerprint); prev != nil && prev.Status == ref.Status && prev.StartsAt.Equal(ref.StartsAt.UTC().Truncate(time.Second)) {
+			continue // a repeat notification
+		}
+		in.SetAlert(ref)
+		kind := incident.EventAlertFiring
+		if a.Status != "firing" {
+			kind = incident.EventAlertResolved
+		}
+		in.Record(incident.Event{At: now, Kind: kind, Text: "alert " + a.Status + " " + alertName(a)})
+		changed = true
+	}
+	if !changed {
+		return nil
+	}
+	t.put(p, in)
+	t.note("incident %s: alerts joined", in.ID)
+	return e.maybeResolve(t, p, in, now, "its alerts resolved")
+}
+
+func alertRef(in *incident.Incident, fingerprint string) *incident.AlertRef {
+	if fingerprint == "" {
+		return nil
+	}
+	for i := range in.Alerts {
+		if in.Alerts[i].Fingerprint == fingerprint {
+			return &in.Alerts[i]
+		}
+	}
+	return nil
+}
+
+// fingerprint identifies an alert that came without one by its labels, as
+// Alertmanager does, so that a repeat of it is known as a repeat.
+func fingerprint(labels map[string]string) string {
+	h := sha256.New()
+	for _, k := range slices.Sorted(maps.Keys(labels)) {
+		fmt.Fprintf(h, "%d:%s%d:%s", len(k), k, len(labels[k]), labels[k])
+	}
+	return "labels-" + hex.EncodeToString(h.Sum(nil))[:16]
+}
+
+func alertName(a *schema.Alert) string {
+	if n := a.Labels["alertname"]; n != "" {
+		return n
+	}
+	return a.Fingerprint
+}
+
+// open records a new incident for g; nil when g's alerts were already
+// handled by an incident now resolved (a repeat of the same alert).
+func (e *Engine) open(t *tx, idx *index, g *group, now time.Time) (*incident.Incident, error) {
+	in := &incident.Incident{
+		Title:           g.plan.Title,
+		Status:          incident.Open,
+		Severity:        g.pb.Severity,
+		Playbook:        g.pb.Name,
+		PlaybooksCommit: e.PlaybooksCommit,
+		Owner:           g.pb.Owner,
+		GroupKey:        g.key,
+		Group:           maps.Clone(g.labels),
+	}
+	in.Timestamps.Opened = now
+	for _, a := range g.alerts {
+		in.SetAlert(incident.AlertRefOf(a))
+	}
+	detected := in.Timestamps.Detected
+	if detected.IsZero() {
+		detected = now
+		in.Timestamps.Detected = now
+	}
+	base := incident.NewID(g.pb.Name, g.labels, detected)
+	var p string
+	for n := 1; ; n++ {
+		in.ID = base
+		if n > 1 {
+			in.ID = fmt.Sprintf("%s-%d", base, n)
+		}
+		p = incident.Path(e.dir(), in)
+		prev, err := t.record(p)
+		if err != nil {
+			return nil, err
+		}
+		if prev == nil {
+			break
+		}
+		if covers(prev, in) {
+			return nil, nil
+		}
+	}
+	in.Record(incident.Event{At: now, Kind: incident.EventOpened, Text: fmt.Sprintf("opened by playbook %s for %d alert(s)", g.pb.Name, len(in.Alerts))})
+
+	held := e.holdReason(idx, g, now)
+	for _, s := range g.plan.Steps {
+		st := incident.Step{Name: s.Name, Action: s.Action, Target: stepTarget(s), Status: run.Pending}
+		if held != "" {
+			st.Status, st.Error = run.Skipped, heldBack+held
+		}
+		in.Steps = append(in.Steps, st)
+	}
+	if held != "" {
+		in.Record(incident.Event{At: now, Kind: incident.EventNote, Text: "steps held back: " + held})
+	}
+	t.put(p, in)
+	idx.Open[g.key] = openEntry{ID: in.ID, Path: p, Playbook: g.pb.Name}
+	idx.Runs = append(idx.Runs, runEntry{ID: in.ID, Playbook: g.pb.Name, GroupKey: g.key, Opened: now, Ran: held == ""})
+	t.touchIndex()
+	t.note("incident %s: opened (playbook %s)", in.ID, g.pb.Name)
+	if e.GitHub != nil {
+		if err := t.owe(in.ID, keyIssue); err != nil {
+			return nil, err
+		}
+	}
+	return in, nil
+}
+
+// covers reports whether every alert of in is already in prev, as firing
+// or resolved from the same start: the alerts are a repeat.
+func covers(prev, in *incident.Incident) bool {
+	for _, a := range in.Alerts {
+		old := alertRef(prev, a.Fingerprint)
+		if old == nil || !old.StartsAt.Equal(a.StartsAt.UTC().Truncate(time.Second)) {
+			return false
+		}
+	}
+	return true
+}
+
+// holdReason says why a new incident's steps must not run, "" when they may.
+func (e *Engine) holdReason(idx *index, g *group, now time.Time) string {
+	if cd := g.pb.Cooldown; cd > 0 {
+		if last, ok := idx.lastRun(g.key); ok && now.Sub(last.Opened) < cd {
+			return fmt.Sprintf("cooldown: incident %s of this group ran %s ago (cooldown %s)", last.ID, now.Sub(last.Opened).Round(time.Second), cd)
+		}
+	}
+	limit := e.Repo.Config.Policy.Limits.RunsPerHour
+	if limit > 0 && idx.runsSince(g.pb.Name, now.Add(-time.Hour)) >= limit {
+		return fmt.Sprintf("policy.limits.runs_per_hour: playbook %s ran %d times in the last hour", g.pb.Name, limit)
+	}
+	return ""
+}
+
+func heldReason(in *incident.Incident) string {
+	for _, s := range in.Steps {
+		if s.Status == run.Skipped && len(s.Error) > len(heldBack) && s.Error[:len(heldBack)] == heldBack {
+			return s.Error[len(heldBack):]
+		}
+	}
+	return ""
+}
+
+func stepTarget(s schema.Step) string {
+	for _, k := range []string{"target", "channel"} {
+		if v, ok := s.Params[k].(string); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+func sortRuns(rs []runEntry) {
+	sort.SliceStable(rs, func(i, j int) bool { return rs[i].Opened.Before(rs[j].Opened) })
+}
+
+func duration(s string, def time.Duration) time.Duration {
+	if d, err := time.ParseDuration(s); err == nil && d > 0 {
+		return d
+	}
+	return def
+}

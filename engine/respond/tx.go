@@ -1,0 +1,242 @@
+package respond
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"maps"
+	"path"
+	"slices"
+	"strings"
+
+	"github.com/firebreak-dev/firebreak/engine/incident"
+	"github.com/firebreak-dev/firebreak/engine/ledger"
+)
+
+// The engine's own files, beside the incident records. Both are derived
+// state: the records are the truth, and the index is rebuilt from them
+// when it is missing or unreadable.
+const (
+	indexPath  = ".firebreak/index.json"
+	outboxDir  = ".firebreak/outbox"
+	maxRecords = 1 << 20 // bytes of one incident file read back
+)
+
+// tx is one attempt at a change of the incident log: the records, the
+// index and the outbox it read, and what it changed. Everything it writes
+// goes into one commit; when the branch moved under it the whole change
+// runs again on the new head (ledger.Update), so what it writes is always
+// derived from what it read.
+type tx struct {
+	v        ledger.View
+	dir      string // the incidents directory
+	records  map[string]*incident.Incident
+	dirty    map[string]bool
+	idx      *index
+	idxDirty bool
+	owed     map[string][]string // incident id → outbox keys
+	oweDirty map[string]bool
+	msgs     []string
+}
+
+// change runs fn in a transaction on the ledger and commits what it
+// changed as one commit whose message is the lines fn noted. It returns
+// whether a commit was made.
+func (e *Engine) change(ctx context.Context, fn func(t *tx) error) (bool, error) {
+	_, changed, err := e.Ledger.Update(ctx, func(v ledger.View) (string, map[string][]byte, error) {
+		t := &tx{v: v, dir: e.dir(), records: map[string]*incident.Incident{}, dirty: map[string]bool{},
+			owed: map[string][]string{}, oweDirty: map[string]bool{}}
+		if err := fn(t); err != nil {
+			return "", nil, err
+		}
+		return t.commit()
+	})
+	return changed, err
+}
+
+// note adds a line to the commit message.
+func (t *tx) note(format string, args ...any) {
+	t.msgs = append(t.msgs, fmt.Sprintf(format, args...))
+}
+
+// record reads the incident at p; nil without error when there is none.
+func (t *tx) record(p string) (*incident.Incident, error) {
+	if in, ok := t.records[p]; ok {
+		return in, nil
+	}
+	data, err := t.v.Read(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > maxRecords {
+		return nil, fmt.Errorf("%s: %d bytes, more than an incident file holds", p, len(data))
+	}
+	in, err := incident.Unmarshal(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", p, err)
+	}
+	t.records[p] = in
+	return in, nil
+}
+
+// byID reads the incident id; an error when there is none.
+func (t *tx) byID(id string) (*incident.Incident, string, error) {
+	p, err := pathOf(t.dir, id)
+	if err != nil {
+		return nil, "", err
+	}
+	in, err := t.record(p)
+	if err != nil {
+		return nil, "", err
+	}
+	if in == nil {
+		return nil, "", fmt.Errorf("incident %s: %w", id, ErrNotFound)
+	}
+	return in, p, nil
+}
+
+// put marks in, stored at p, as changed.
+func (t *tx) put(p string, in *incident.Incident) {
+	t.records[p] = in
+	t.dirty[p] = true
+}
+
+// index reads the index, rebuilding it from the records when it is
+// missing or unreadable.
+func (t *tx) index() (*index, error) {
+	if t.idx != nil {
+		return t.idx, nil
+	}
+	data, err := t.v.Read(indexPath)
+	if err == nil {
+		var idx index
+		if json.Unmarshal(data, &idx) == nil && idx.Version == indexVersion {
+			idx.init()
+			t.idx = &idx
+			return t.idx, nil
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	idx, err := rebuildIndex(t.v, t.dir)
+	if err != nil {
+		return nil, err
+	}
+	t.idx, t.idxDirty = idx, true
+	return idx, nil
+}
+
+func (t *tx) touchIndex() { t.idxDirty = true }
+
+// outbox returns what GitHub is owed for incident id.
+func (t *tx) outbox(id string) ([]string, error) {
+	if keys, ok := t.owed[id]; ok {
+		return keys, nil
+	}
+	data, err := t.v.Read(outboxPath(id))
+	var keys []string
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return nil, err
+	default:
+		if err := json.Unmarshal(data, &keys); err != nil {
+			return nil, fmt.Errorf("%s: %w", outboxPath(id), err)
+		}
+	}
+	t.owed[id] = keys
+	return keys, nil
+}
+
+// owe adds keys to what GitHub is owed for id, each once, in order.
+func (t *tx) owe(id string, keys ...string) error {
+	cur, err := t.outbox(id)
+	if err != nil {
+		return err
+	}
+	for _, k := range keys {
+		if !slices.Contains(cur, k) {
+			cur = append(cur, k)
+			t.oweDirty[id] = true
+		}
+	}
+	t.owed[id] = cur
+	return nil
+}
+
+// paid removes keys from what GitHub is owed for id.
+func (t *tx) paid(id string, keys ...string) error {
+	cur, err := t.outbox(id)
+	if err != nil {
+		return err
+	}
+	out := slices.DeleteFunc(slices.Clone(cur), func(k string) bool { return slices.Contains(keys, k) })
+	if len(out) != len(cur) {
+		t.owed[id] = out
+		t.oweDirty[id] = true
+	}
+	return nil
+}
+
+func (t *tx) commit() (string, map[string][]byte, error) {
+	files := map[string][]byte{}
+	for _, p := range slices.Sorted(maps.Keys(t.dirty)) {
+		data, err := incident.Marshal(t.records[p])
+		if err != nil {
+			return "", nil, fmt.Errorf("%s: %w", p, err)
+		}
+		files[p] = data
+	}
+	if t.idxDirty {
+		data, err := json.MarshalIndent(t.idx, "", "  ")
+		if err != nil {
+			return "", nil, err
+		}
+		files[indexPath] = append(data, '\n')
+	}
+	for id := range t.oweDirty {
+		if len(t.owed[id]) == 0 {
+			files[outboxPath(id)] = nil
+			continue
+		}
+		data, err := json.Marshal(t.owed[id])
+		if err != nil {
+			return "", nil, err
+		}
+		files[outboxPath(id)] = append(data, '\n')
+	}
+	if len(files) == 0 {
+		return "", nil, nil
+	}
+	msg := "firebreak: update incidents"
+	if len(t.msgs) > 0 {
+		msg = t.msgs[0]
+		if len(t.msgs) > 1 {
+			msg += "\n\n" + strings.Join(t.msgs[1:], "\n")
+		}
+	}
+	return msg, files, nil
+}
+
+func outboxPath(id string) string { return path.Join(outboxDir, id+".json") }
+
+// pathOf returns the file of incident id: ids start with the UTC date the
+// incident was detected, which is where incident.Path puts it.
+func pathOf(dir, id string) (string, error) {
+	if !incident.ValidID(id) || len(id) < 11 || id[4] != '-' || id[7] != '-' {
+		return "", fmt.Errorf("incident %q: %w", id, ErrBadID)
+	}
+	return path.Join(dir, id[:4], id[5:7], id+".md"), nil
+}
+
+var (
+	// ErrNotFound: no incident has the id.
+	ErrNotFound = errors.New("no such incident")
+	// ErrBadID: not an incident id (YYYY-MM-DD-playbook-hash).
+	ErrBadID = errors.New("not an incident id")
+)
