@@ -1,5 +1,7 @@
-// Package alert decodes alert input — normalized alerts and Alertmanager
-// webhook bodies — into schema.Alert.
+// Package alert decodes alert input — normalized alerts, Alertmanager and
+// Grafana webhook bodies, PagerDuty V3 webhooks and GitHub events — into
+// schema.Alert, and verifies the signatures PagerDuty and GitHub put on
+// their webhooks.
 //
 // Every error is one line, "name:line:col: path: message", where line and
 // col are 1-based and col counts bytes, and path (left out at the top level)
@@ -38,8 +40,8 @@ type Meta struct {
 // step with the struct tags.
 var fields = []string{"source", "status", "fingerprint", "labels", "annotations", "startsAt", "endsAt", "generatorURL", "receivedAt"}
 
-// amFields are the fields of an alert in an Alertmanager webhook that carry
-// over into schema.Alert.
+// amFields are the fields of an alert in an Alertmanager (or Grafana)
+// webhook that carry over into schema.Alert.
 var amFields = []string{"status", "fingerprint", "labels", "annotations", "startsAt", "endsAt", "generatorURL"}
 
 var (
@@ -49,41 +51,60 @@ var (
 
 // Decode reads one alert input document — a single normalized alert (JSON
 // object with "labels"), a JSON array of normalized alerts, or a Prometheus
-// Alertmanager webhook body (version "4", JSON object with "alerts") — and
-// returns the normalized alerts. name is used in error messages (a file name
-// or a request description).
+// Alertmanager (version "4") or Grafana (version "1") webhook body (JSON
+// object with "alerts") — and returns the normalized alerts. A body with
+// "alerts" is Grafana's when it says version "1", or says no version but
+// has Grafana's "orgId" and "state"; otherwise it is Alertmanager's. name is
+// used in error messages (a file name or a request description).
+// DecodeSource reads PagerDuty webhooks and GitHub events as well.
 func Decode(name string, data []byte) ([]schema.Alert, error) {
 	d, root, err := parse(name, data)
 	if err != nil {
 		return nil, err
 	}
-	switch d.kind(root) {
+	return d.alerts(root)
+}
+
+// alerts decodes the alert document at v as Decode describes.
+func (d *decoder) alerts(v span) ([]schema.Alert, error) {
+	switch d.kind(v) {
 	case "array":
-		return d.alertList(root, "", false)
+		return d.alertList(v, "", "")
 	case "object":
-		ms, err := d.members(root, "")
+		ms, err := d.members(v, "")
 		if err != nil {
 			return nil, err
 		}
-		// "alerts" wins over "labels": an Alertmanager body may grow fields,
-		// a normalized alert may not.
-		switch {
-		case has(ms, "alerts"):
-			alerts, _, err := d.alertmanager(root, ms)
-			return alerts, err
-		case looksLikeAlert(ms):
-			// Not only "labels": an alert's other fields or a near miss
-			// such as "lables" also say what was meant, and decoding it
-			// as an alert reports the precise mistake.
-			a, err := d.alert(root, ms, "", false)
-			if err != nil {
-				return nil, err
-			}
-			return []schema.Alert{a}, nil
+		if has(ms, "alerts") || looksLikeAlert(ms) {
+			return d.alertObject(v, ms, "")
 		}
-		return nil, d.errorf(root.off, "", `object has neither "labels" (an alert) nor "alerts" (an Alertmanager webhook)`)
+		return nil, d.errorf(v.off, "", `object has neither "labels" (an alert) nor "alerts" (an Alertmanager webhook)`)
 	}
-	return nil, d.errorf(root.off, "", "want an alert, an array of alerts or an Alertmanager webhook, got %s", d.kind(root))
+	return nil, d.errorf(v.off, "", "want an alert, an array of alerts or an Alertmanager webhook, got %s", d.kind(v))
+}
+
+// alertObject decodes the object v, with members ms, that is an
+// Alertmanager or Grafana webhook body (it has "alerts") or else a
+// normalized alert.
+func (d *decoder) alertObject(v span, ms []member, path string) ([]schema.Alert, error) {
+	// "alerts" wins over "labels": a webhook body may grow fields, a
+	// normalized alert may not.
+	if has(ms, "alerts") {
+		if d.isGrafana(ms) {
+			alerts, _, err := d.grafana(v, ms, path)
+			return alerts, err
+		}
+		alerts, _, err := d.alertmanager(v, ms, path)
+		return alerts, err
+	}
+	// Not only "labels": an alert's other fields or a near miss such as
+	// "lables" also say what was meant, and decoding it as an alert
+	// reports the precise mistake.
+	a, err := d.alert(v, ms, path, "")
+	if err != nil {
+		return nil, err
+	}
+	return []schema.Alert{a}, nil
 }
 
 // DecodeAlertmanager reads an Alertmanager webhook body (version 4) and
@@ -95,14 +116,11 @@ func DecodeAlertmanager(name string, data []byte) ([]schema.Alert, Meta, error) 
 	if err != nil {
 		return nil, Meta{}, err
 	}
-	if k := d.kind(root); k != "object" {
-		return nil, Meta{}, d.errorf(root.off, "", "want an Alertmanager webhook object, got %s", k)
-	}
-	ms, err := d.members(root, "")
+	ms, err := d.webhookObject(root, "alertmanager")
 	if err != nil {
 		return nil, Meta{}, err
 	}
-	return d.alertmanager(root, ms)
+	return d.alertmanager(root, ms, "")
 }
 
 // DecodeNormalized reads one normalized alert (a JSON object) or a JSON array
@@ -113,27 +131,12 @@ func DecodeNormalized(name string, data []byte) ([]schema.Alert, error) {
 	if err != nil {
 		return nil, err
 	}
-	switch k := d.kind(root); k {
-	case "array":
-		return d.alertList(root, "", false)
-	case "object":
-		ms, err := d.members(root, "")
-		if err != nil {
-			return nil, err
-		}
-		a, err := d.alert(root, ms, "", false)
-		if err != nil {
-			return nil, err
-		}
-		return []schema.Alert{a}, nil
-	default:
-		return nil, d.errorf(root.off, "", "want an alert object or an array of alerts, got %s", k)
-	}
+	return d.normalized(root)
 }
 
-// alertmanager decodes an Alertmanager webhook body whose top-level members
-// are ms.
-func (d *decoder) alertmanager(root span, ms []member) ([]schema.Alert, Meta, error) {
+// alertmanager decodes the Alertmanager webhook body root, whose members are
+// ms, found at path.
+func (d *decoder) alertmanager(root span, ms []member, path string) ([]schema.Alert, Meta, error) {
 	var meta Meta
 	var alerts *member
 	// The version and the group's fields come first, whatever their order
@@ -151,36 +154,48 @@ func (d *decoder) alertmanager(root span, ms []member) ([]schema.Alert, Meta, er
 		switch m.key {
 		case "version":
 			var v string
-			v, err = d.str(m.val, "", m.key)
+			v, err = d.str(m.val, path, m.key)
 			if err == nil && v != "4" {
-				err = d.errorf(m.val.off, m.key, `unsupported Alertmanager webhook version %s, want "4"`, quote(v))
+				err = d.errorf(m.val.off, join(path, m.key), `unsupported Alertmanager webhook version %s, want "4"`, quote(v))
 			}
-		case "groupKey":
-			meta.GroupKey, err = d.str(m.val, "", m.key)
-		case "receiver":
-			meta.Receiver, err = d.str(m.val, "", m.key)
-		case "externalURL":
-			meta.ExternalURL, err = d.str(m.val, "", m.key)
-		case "truncatedAlerts":
-			meta.TruncatedAlerts, err = d.count(m.val, "", m.key)
+		default:
+			err = d.metaField(&meta, m, path)
 		}
 		if err != nil {
 			return nil, Meta{}, err
 		}
 	}
 	if alerts == nil {
-		return nil, Meta{}, d.errorf(root.off, "", `no "alerts" field: not an Alertmanager webhook`)
+		return nil, Meta{}, d.errorf(root.off, path, `no "alerts" field: not an Alertmanager webhook`)
 	}
-	list, err := d.alertList(alerts.val, "alerts", true)
+	list, err := d.alertList(alerts.val, join(path, "alerts"), "alertmanager")
 	if err != nil {
 		return nil, Meta{}, err
 	}
 	return list, meta, nil
 }
 
-// alertList decodes a JSON array of alerts, normalized or, with am,
-// Alertmanager's.
-func (d *decoder) alertList(v span, path string, am bool) ([]schema.Alert, error) {
+// metaField decodes m into meta if it is one of the fields of Meta, which
+// Alertmanager and Grafana bodies share.
+func (d *decoder) metaField(meta *Meta, m member, path string) error {
+	var err error
+	switch m.key {
+	case "groupKey":
+		meta.GroupKey, err = d.str(m.val, path, m.key)
+	case "receiver":
+		meta.Receiver, err = d.str(m.val, path, m.key)
+	case "externalURL":
+		meta.ExternalURL, err = d.str(m.val, path, m.key)
+	case "truncatedAlerts":
+		meta.TruncatedAlerts, err = d.count(m.val, path, m.key)
+	}
+	return err
+}
+
+// alertList decodes a JSON array of alerts: normalized ones when from is
+// empty, else alerts of a webhook body from that source ("alertmanager" or
+// "grafana").
+func (d *decoder) alertList(v span, path string, from string) ([]schema.Alert, error) {
 	if k := d.kind(v); k != "array" {
 		return nil, d.errorf(v.off, path, "want an array of alerts, got %s", k)
 	}
@@ -201,7 +216,10 @@ func (d *decoder) alertList(v span, path string, am bool) ([]schema.Alert, error
 		if err != nil {
 			return nil, err
 		}
-		a, err := d.alert(e, ms, p, am)
+		a, err := d.alert(e, ms, p, from)
+		if err == nil && from == "grafana" {
+			err = d.grafanaExtras(&a, ms, p)
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -211,10 +229,11 @@ func (d *decoder) alertList(v span, path string, am bool) ([]schema.Alert, error
 }
 
 // alert decodes the alert object v, whose members are ms. A normalized alert
-// must have labels and no unknown fields; an Alertmanager alert (am) may have
-// any fields, and its source is always "alertmanager".
-func (d *decoder) alert(v span, ms []member, path string, am bool) (schema.Alert, error) {
+// (from is empty) must have labels and no unknown fields; an alert of a
+// webhook body may have any fields, and its source is always from.
+func (d *decoder) alert(v span, ms []member, path string, from string) (schema.Alert, error) {
 	var a schema.Alert
+	am := from != ""
 	for _, m := range ms {
 		if am && !slices.Contains(amFields, m.key) {
 			continue // Alertmanager adds fields over time
@@ -255,10 +274,10 @@ func (d *decoder) alert(v span, ms []member, path string, am bool) (schema.Alert
 		return a, d.errorf(v.off, path, `missing field "labels"`)
 	}
 	if am {
-		a.Source = "alertmanager"
+		a.Source = from
 	}
 	if a.Source == "" {
-		a.Source = "generic"
+		a.Source = d.source
 	}
 	if a.Status == "" {
 		a.Status = "firing"

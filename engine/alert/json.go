@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"time"
 	"unicode/utf8"
 )
 
@@ -37,8 +38,9 @@ func (e *Error) Error() string {
 
 // decoder holds one document being decoded.
 type decoder struct {
-	name string
-	data []byte
+	name   string
+	data   []byte
+	source string // the source of a normalized alert that names none
 }
 
 // span is the JSON value data[off:end].
@@ -59,7 +61,7 @@ func (*skip) UnmarshalJSON([]byte) error { return nil }
 
 // parse checks that data holds exactly one JSON value and returns its span.
 func parse(name string, data []byte) (*decoder, span, error) {
-	d := &decoder{name: name, data: data}
+	d := &decoder{name: name, data: data, source: "generic"}
 	start := skipSpace(data, 0)
 	if start == len(data) {
 		return nil, span{}, d.errorf(0, "", "empty input")
@@ -348,4 +350,109 @@ func has(ms []member, key string) bool {
 		}
 	}
 	return false
+}
+
+// object is a JSON object read field by field, for bodies whose fields are
+// fixed (PagerDuty's, GitHub's). Fields it is not asked for are ignored, and
+// null stands for an absent field.
+type object struct {
+	d    *decoder
+	v    span
+	path string
+	ms   []member
+}
+
+// object returns the object v at path, or an error naming what v is instead.
+func (d *decoder) object(v span, path string) (*object, error) {
+	if k := d.kind(v); k != "object" {
+		return nil, d.errorf(v.off, path, "want object, got %s", k)
+	}
+	ms, err := d.members(v, path)
+	if err != nil {
+		return nil, err
+	}
+	return &object{d: d, v: v, path: path, ms: ms}, nil
+}
+
+// get returns the value of key, unless it is absent or null.
+func (o *object) get(key string) (span, bool) {
+	for _, m := range o.ms {
+		if m.key == key {
+			return m.val, o.d.kind(m.val) != "null"
+		}
+	}
+	return span{}, false
+}
+
+// missing is the error for a required field that is absent or null.
+func (o *object) missing(key string) error {
+	return o.d.errorf(o.v.off, o.path, "missing field %s", quote(key))
+}
+
+// str returns the string field key, or "" when it is absent and not
+// required.
+func (o *object) str(key string, required bool) (string, error) {
+	v, ok := o.get(key)
+	if !ok {
+		if required {
+			return "", o.missing(key)
+		}
+		return "", nil
+	}
+	return o.d.str(v, o.path, key)
+}
+
+// obj returns the object field key, or nil when it is absent and not
+// required.
+func (o *object) obj(key string, required bool) (*object, error) {
+	v, ok := o.get(key)
+	if !ok {
+		if required {
+			return nil, o.missing(key)
+		}
+		return nil, nil
+	}
+	return o.d.object(v, join(o.path, key))
+}
+
+// integer returns the non-negative integer field key, or 0 and false when it is
+// absent and not required.
+func (o *object) integer(key string, required bool) (int64, bool, error) {
+	v, ok := o.get(key)
+	if !ok {
+		if required {
+			return 0, false, o.missing(key)
+		}
+		return 0, false, nil
+	}
+	path := join(o.path, key)
+	if k := o.d.kind(v); k != "number" {
+		return 0, false, o.d.errorf(v.off, path, "want integer, got %s", k)
+	}
+	raw := string(o.d.data[v.off:v.end])
+	n, err := strconv.ParseInt(raw, 10, 64)
+	if err != nil || n < 0 {
+		return 0, false, o.d.errorf(v.off, path, "want a non-negative integer, got %s", clip(raw))
+	}
+	return n, true, nil
+}
+
+// time returns the RFC3339 time field key in UTC, or the zero time when it
+// is absent.
+func (o *object) time(key string) (time.Time, error) {
+	v, ok := o.get(key)
+	if !ok {
+		return time.Time{}, nil
+	}
+	return o.d.time(v, o.path, key)
+}
+
+// nested returns the string field key of o (a nested object such as
+// service.summary), or "" when either is absent.
+func (o *object) nested(key, field string) (string, error) {
+	sub, err := o.obj(key, false)
+	if err != nil || sub == nil {
+		return "", err
+	}
+	return sub.str(field, false)
 }
