@@ -52,6 +52,67 @@ func openEngine(cmd *cobra.Command, g *globalOptions, args []string, f *engineFl
 	if err != nil {
 		return nil, err
 	}
+	w := newWiring(cmd, f)
+	l, err := w.ledger(g, dir)
+	if err != nil {
+		return nil, err
+	}
+	return w.engine(cmd, dir, l, valid)
+}
+
+// wiring is what every engine of one command shares: secrets, the log,
+// the cache of target clones.
+type wiring struct {
+	sec   *secrets.Store
+	log   *slog.Logger
+	store *gitrepo.Store
+}
+
+func newWiring(cmd *cobra.Command, f *engineFlags) *wiring {
+	sec := secrets.New(f.secretsDir)
+	log := slog.New(secrets.Handler(slog.NewTextHandler(cmd.ErrOrStderr(), nil), sec))
+	return &wiring{sec: sec, log: log, store: gitrepo.NewStore(f.cache(), log)}
+}
+
+// head returns the branch and commit checked out in dir.
+func head(dir string) (branch, commit string, err error) {
+	r, err := git.PlainOpen(dir)
+	if err != nil {
+		return "", "", fmt.Errorf("%s is not a git repository: incidents are recorded in it as commits (git init it first)", dir)
+	}
+	h, err := r.Head()
+	if err != nil {
+		return "", "", fmt.Errorf("%s: no commit yet: commit the playbooks first", dir)
+	}
+	return h.Name().Short(), h.Hash().String(), nil
+}
+
+// ledger opens the incident log: the worktree dir, or the --repo remote
+// dir is a clone of.
+func (w *wiring) ledger(g *globalOptions, dir string) (*ledger.Ledger, error) {
+	branch, _, err := head(dir)
+	if err != nil {
+		return nil, err
+	}
+	var l *ledger.Ledger
+	if g.repoURL != "" {
+		rem := gitrepo.Remote{URL: g.repoURL, Branch: branch}
+		if token, err := w.sec.Get(g.repoSecret); err == nil {
+			rem.Token = token
+		}
+		l, err = ledger.OpenRemote(w.store, rem, ledger.Options{Logger: w.log})
+	} else {
+		l, err = ledger.OpenLocal(dir, ledger.Options{Logger: w.log})
+	}
+	if err != nil {
+		return nil, err
+	}
+	g.cleanups = append(g.cleanups, func() { l.Close() })
+	return l, nil
+}
+
+// engine loads the playbooks in dir into an engine recording in l.
+func (w *wiring) engine(cmd *cobra.Command, dir string, l *ledger.Ledger, valid bool) (*respond.Engine, error) {
 	r, err := repo.Load(dir)
 	if err != nil {
 		return nil, err
@@ -65,34 +126,11 @@ func openEngine(cmd *cobra.Command, g *globalOptions, args []string, f *engineFl
 	if r.Config == nil {
 		return nil, fmt.Errorf("%s: no usable firebreak.cue", dir)
 	}
-	sec := secrets.New(f.secretsDir)
-	log := slog.New(secrets.Handler(slog.NewTextHandler(cmd.ErrOrStderr(), nil), sec))
-	store := gitrepo.NewStore(f.cache(), log)
-
-	gitRepo, err := git.PlainOpen(dir)
-	if err != nil {
-		return nil, fmt.Errorf("%s is not a git repository: incidents are recorded in it as commits (git init it first)", dir)
-	}
-	head, err := gitRepo.Head()
-	if err != nil {
-		return nil, fmt.Errorf("%s: no commit yet: commit the playbooks first", dir)
-	}
-	var l *ledger.Ledger
-	if g.repoURL != "" {
-		rem := gitrepo.Remote{URL: g.repoURL, Branch: head.Name().Short()}
-		if token, err := sec.Get(g.repoSecret); err == nil {
-			rem.Token = token
-		}
-		l, err = ledger.OpenRemote(store, rem, ledger.Options{Logger: log})
-	} else {
-		l, err = ledger.OpenLocal(dir, ledger.Options{Logger: log})
-	}
+	branch, commit, err := head(dir)
 	if err != nil {
 		return nil, err
 	}
-	g.cleanups = append(g.cleanups, func() { l.Close() })
-
-	e := &respond.Engine{Repo: r, Ledger: l, Branch: head.Name().Short(), PlaybooksCommit: head.Hash().String(), Log: log}
+	e := &respond.Engine{Repo: r, Ledger: l, Branch: branch, PlaybooksCommit: commit, Log: w.log}
 	if valid {
 		if e.Planner, err = plan.New(r); err != nil {
 			return nil, err
@@ -100,16 +138,16 @@ func openEngine(cmd *cobra.Command, g *globalOptions, args []string, f *engineFl
 	}
 	env := &actions.Env{
 		Config:  r.Config,
-		Secrets: sec,
-		HTTP:    webclient.New(webclient.Options{AllowedHosts: webclient.AllowedHosts(r.Config), Redact: sec.Redact, Log: log}),
-		Git:     store,
-		Log:     log,
+		Secrets: w.sec,
+		HTTP:    webclient.New(webclient.Options{AllowedHosts: webclient.AllowedHosts(r.Config), Redact: w.sec.Redact, Log: w.log}),
+		Git:     w.store,
+		Log:     w.log,
 	}
-	e.Runner = &run.Runner{Env: env, Actions: registry.Actions, Log: log}
+	e.Runner = &run.Runner{Env: env, Actions: registry.Actions, Log: w.log}
 	if gh := r.Config.GitHub; gh != nil {
-		if _, err := sec.Get(gh.Token.Secret); err != nil {
-			log.Warn("firebreak.cue has a github block but its token is not set: incidents stay in Git only", "secret", gh.Token.Secret)
-		} else if e.GitHub, err = github.New(github.Options{Config: gh, Secrets: sec, Log: log}); err != nil {
+		if _, err := w.sec.Get(gh.Token.Secret); err != nil {
+			w.log.Warn("firebreak.cue has a github block but its token is not set: incidents stay in Git only", "secret", gh.Token.Secret)
+		} else if e.GitHub, err = github.New(github.Options{Config: gh, Secrets: w.sec, Log: w.log}); err != nil {
 			return nil, err
 		} else {
 			env.Commenter = e.GitHub.Commenter(func(ctx context.Context, id string) (int, error) {

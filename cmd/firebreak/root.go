@@ -99,6 +99,7 @@ playbooks/*.cue and playbooks/tests/*.cue. Start one with 'firebreak init'.`,
 		newResolveCmd(g),
 		newPostmortemCmd(g),
 		newStatsCmd(g),
+		newServeCmd(g),
 	)
 	return root
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"strings"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"github.com/firebreak-dev/firebreak/actions/registry"
 	"github.com/firebreak-dev/firebreak/actions/secrets"
 	"github.com/firebreak-dev/firebreak/actions/webclient"
+	"github.com/firebreak-dev/firebreak/engine/alert"
 	"github.com/firebreak-dev/firebreak/engine/respond"
 	"github.com/firebreak-dev/firebreak/engine/run"
 	"github.com/firebreak-dev/firebreak/schema"
@@ -23,6 +25,8 @@ import (
 
 type runOptions struct {
 	alertFile string
+	eventFile string
+	eventName string
 	dryRun    bool
 	format    string
 	engine    engineFlags
@@ -31,7 +35,7 @@ type runOptions struct {
 func newRunCmd(g *globalOptions) *cobra.Command {
 	opts := &runOptions{}
 	cmd := &cobra.Command{
-		Use:   "run --alert FILE [DIR] [--dry-run]",
+		Use:   "run (--alert FILE | --event FILE) [DIR] [--dry-run]",
 		Short: "Handle alerts end to end: open, join or resolve incidents, run the steps, record",
 		Long: `Run reads the alerts in FILE (as for plan) and handles each alert group a
 playbook matches as an incident, recorded in the playbook repository DIR
@@ -58,21 +62,38 @@ With a github block in firebreak.cue (and its token set), the incident is
 mirrored as an issue; what GitHub could not take yet stays owed in
 .firebreak/outbox and is sent by the next run.
 
+--event FILE reads a GitHub Actions event instead ($GITHUB_EVENT_PATH, its
+kind from --event-name or $GITHUB_EVENT_NAME): a repository_dispatch whose
+client_payload is an Alertmanager body or normalized alerts, or a
+workflow_dispatch whose input "alert" is an alert document (or inputs
+"alertname", "labels", "annotations", "status"). The record in the
+repository is the lock: two workflow runs racing on the same alert make one
+incident (a run whose push loses fetches, sees the incident and joins it).
+
 --dry-run plans every step, changes nothing and records nothing.
 Secrets named in firebreak.cue come from FIREBREAK_SECRET_<NAME> or
 --secrets-dir. Progress goes to stderr, the results to stdout.
 Exit status: 0 done (also when waiting for approval), 1 failed.`,
 		Example: `  firebreak run --alert alert.json --dry-run
-  FIREBREAK_SECRET_GITHUB_TOKEN=... firebreak run --alert am.json ./ops`,
+  FIREBREAK_SECRET_GITHUB_TOKEN=... firebreak run --alert am.json ./ops
+  firebreak run --event "$GITHUB_EVENT_PATH"    # in a GitHub Actions job`,
 		Args: maxOneDir,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkFormat(opts.format, "text", "json"); err != nil {
 				return err
 			}
-			if opts.alertFile == "" {
-				return usagef("--alert FILE is required")
+			var alerts []schema.Alert
+			var err error
+			switch {
+			case opts.alertFile != "" && opts.eventFile != "":
+				return usagef("give --alert FILE or --event FILE, not both")
+			case opts.eventFile != "":
+				alerts, err = readEvent(opts.eventFile, opts.eventName)
+			case opts.alertFile != "":
+				alerts, err = readAlerts(cmd.InOrStdin(), opts.alertFile)
+			default:
+				return usagef("--alert FILE (or --event FILE) is required")
 			}
-			alerts, err := readAlerts(cmd.InOrStdin(), opts.alertFile)
 			if err != nil {
 				return err
 			}
@@ -110,10 +131,47 @@ Exit status: 0 done (also when waiting for approval), 1 failed.`,
 		},
 	}
 	cmd.Flags().StringVar(&opts.alertFile, "alert", "", "alert file: normalized alert(s) or an Alertmanager webhook body (- for stdin)")
+	cmd.Flags().StringVar(&opts.eventFile, "event", "", "a GitHub Actions event file ($GITHUB_EVENT_PATH): repository_dispatch or workflow_dispatch")
+	cmd.Flags().StringVar(&opts.eventName, "event-name", "", "the event's kind (default $GITHUB_EVENT_NAME)")
 	cmd.Flags().BoolVar(&opts.dryRun, "dry-run", false, "plan every step, change nothing, record nothing")
 	cmd.Flags().StringVar(&opts.format, "format", "text", "output format: text or json")
 	opts.engine.register(cmd)
 	return cmd
+}
+
+// readEvent decodes a GitHub Actions event file into its alerts.
+func readEvent(name, kind string) ([]schema.Alert, error) {
+	if kind == "" {
+		kind = os.Getenv("GITHUB_EVENT_NAME")
+	}
+	if kind == "" {
+		return nil, usagef("--event %s: the event's kind is unknown: set --event-name or GITHUB_EVENT_NAME", name)
+	}
+	data, err := os.ReadFile(name)
+	if err != nil {
+		return nil, err
+	}
+	in, err := alert.DecodeGitHub(kind, name, data)
+	if err != nil {
+		return nil, err
+	}
+	if len(in.Alerts) == 0 {
+		return nil, fmt.Errorf("%s: a %s event carries no alerts: %s", name, kind, cmpOr(in.Ignored, "nothing to run"))
+	}
+	now := time.Now().UTC()
+	for i := range in.Alerts {
+		if in.Alerts[i].ReceivedAt.IsZero() {
+			in.Alerts[i].ReceivedAt = now
+		}
+	}
+	return in.Alerts, nil
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
 }
 
 // dryRun plans every step of every match through the actions' Plan: what

@@ -96,12 +96,23 @@ func (e *Engine) runSteps(ctx context.Context, id string, pb *repo.Playbook, p *
 	return res, err
 }
 
-// mitigated: every step succeeded (continue_on_error steps aside), or a
-// verify step held.
+// mitigated: every step succeeded, or a verify step held. A run whose
+// steps were skipped (policy.paused) or failed with continue_on_error
+// mitigated nothing by itself.
 func mitigated(res *run.Result) bool {
-	if res.Status == run.RunSucceeded {
-		return true
+	return allSucceeded(res) || verifyHeld(res)
+}
+
+func allSucceeded(res *run.Result) bool {
+	for _, s := range res.Steps {
+		if s.Status != run.Succeeded {
+			return false
+		}
 	}
+	return len(res.Steps) > 0
+}
+
+func verifyHeld(res *run.Result) bool {
 	for _, s := range res.Steps {
 		if s.Action == "verify" && s.Status == run.Succeeded {
 			return true
@@ -111,7 +122,7 @@ func mitigated(res *run.Result) bool {
 }
 
 func mitigation(res *run.Result) string {
-	if res.Status == run.RunSucceeded {
+	if allSucceeded(res) {
 		return "every step succeeded"
 	}
 	return "a verify step held"
