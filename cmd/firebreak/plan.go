@@ -99,9 +99,13 @@ func readAlerts(stdin io.Reader, name string) ([]schema.Alert, error) {
 	if err != nil {
 		return nil, err
 	}
-	alerts, err := alert.Decode(name, data)
+	in, err := alert.DecodeSource("auto", name, data)
 	if err != nil {
 		return nil, err
+	}
+	alerts := in.Alerts
+	if in.Comment != nil || in.Push != nil || in.Ignored != "" {
+		return nil, fmt.Errorf("%s: carries no alerts: %s", name, cmpOr(in.Ignored, "a GitHub "+cmpOr(in.Kind, "event")+" without alerts"))
 	}
 	now := time.Now().UTC()
 	for i := range alerts {

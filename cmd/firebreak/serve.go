@@ -80,7 +80,7 @@ start unless --insecure. Every flag can also be set as FIREBREAK_<FLAG>
 	cmd.Flags().IntVar(&opts.maxPending, "max-pending", 10_000, "accepted requests waiting to be handled before 503s")
 	cmd.Flags().DurationVar(&opts.poll, "poll", 0, "reload the playbooks this often (e.g. 30s); 0: only on a push webhook")
 	cmd.Flags().DurationVar(&opts.grace, "grace", 30*time.Second, "on SIGTERM, how long in-flight work may take to finish")
-	cmd.Flags().StringVar(&opts.grafanaHeader, "grafana-signature-header", "X-Grafana-Signature", "header of Grafana's HMAC signature, when GRAFANA_WEBHOOK_SECRET is set")
+	cmd.Flags().StringVar(&opts.grafanaHeader, "grafana-signature-header", "X-Grafana-Alerting-Signature", "header of Grafana's HMAC signature, when GRAFANA_WEBHOOK_SECRET is set")
 	opts.engine.register(cmd)
 	return cmd
 }

@@ -422,3 +422,35 @@ func TestOverloadAnswers503(t *testing.T) {
 	s.waitFor("the accepted two", func() bool { return len(s.incidents()) == 2 })
 }
 
+
+// TestGrafanaSignature: with a Grafana secret, Grafana's HMAC (over the
+// body, or "timestamp:body") replaces the bearer token.
+func TestGrafanaSignature(t *testing.T) {
+	s := newSite(t)
+	s.start(func(c *serve.Config) {
+		c.GrafanaSecret, c.GrafanaHeader = []byte("graf-secret"), "X-Grafana-Alerting-Signature"
+	})
+	body, err := os.ReadFile("../../testdata/sources/grafana/firing.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sign := func(msg string) string {
+		mac := hmac.New(sha256.New, []byte("graf-secret"))
+		mac.Write([]byte(msg))
+		return hex.EncodeToString(mac.Sum(nil))
+	}
+	if code, resp := s.post("/v1/alerts/grafana", string(body), "X-Grafana-Alerting-Signature", sign(string(body))); code != http.StatusAccepted {
+		t.Errorf("signed body: %d %s", code, resp)
+	}
+	if code, resp := s.post("/v1/alerts/grafana", string(body), "X-Grafana-Alerting-Signature", sign("1700000000:"+string(body)),
+		"X-Grafana-Alerting-Timestamp", "1700000000"); code != http.StatusAccepted {
+		t.Errorf("signed timestamp and body: %d %s", code, resp)
+	}
+	if code, _ := s.post("/v1/alerts/grafana", string(body), "X-Grafana-Alerting-Signature", sign(string(body)),
+		"X-Grafana-Alerting-Timestamp", "1700000001"); code != http.StatusUnauthorized {
+		t.Errorf("a replayed signature under another timestamp: %d", code)
+	}
+	if code, _ := s.post("/v1/alerts/grafana", string(body), bearer...); code != http.StatusUnauthorized {
+		t.Errorf("bearer instead of the signature: %d", code)
+	}
+}

@@ -65,6 +65,9 @@ type Config struct {
 	Log        *slog.Logger
 }
 
+// grafanaTimestampHeader is Grafana's default hmacConfig.timestampHeader.
+const grafanaTimestampHeader = "X-Grafana-Alerting-Timestamp"
+
 // Server is the webhook server.
 type Server struct {
 	cfg     Config
@@ -222,8 +225,14 @@ func (s *Server) accept(source string) http.Handler {
 				return
 			}
 		case source == "grafana" && len(s.cfg.GrafanaSecret) > 0:
+			// Grafana signs the body, or "timestamp:body" when it is
+			// configured with a timestamp header.
+			signed := body
+			if ts := r.Header.Get(grafanaTimestampHeader); ts != "" {
+				signed = append([]byte(ts+":"), body...)
+			}
 			sig := strings.TrimPrefix(r.Header.Get(s.cfg.GrafanaHeader), "sha256=")
-			if !s.verify(w, source, alert.VerifyGitHub(s.cfg.GrafanaSecret, body, "sha256="+sig)) {
+			if !s.verify(w, source, alert.VerifyGitHub(s.cfg.GrafanaSecret, signed, "sha256="+sig)) {
 				return
 			}
 		default:
