@@ -103,7 +103,8 @@ func (e *Engine) resolve(t *tx, p string, in *incident.Incident, now time.Time, 
 		delete(idx.Open, in.GroupKey)
 		t.touchIndex()
 	}
-	t.note("incident %s: resolved", in.ID)
+	// The subject line says the most important thing the commit did.
+	t.msgs = append([]string{fmt.Sprintf("incident %s: resolved", in.ID)}, t.msgs...)
 	if e.GitHub != nil {
 		return t.owe(in.ID, keyClose)
 	}
