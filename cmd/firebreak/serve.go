@@ -171,4 +171,3 @@ func flagsFromEnv(fs *pflag.FlagSet) error {
 	})
 	return err
 }
-

@@ -422,7 +422,6 @@ func TestOverloadAnswers503(t *testing.T) {
 	s.waitFor("the accepted two", func() bool { return len(s.incidents()) == 2 })
 }
 
-
 // TestGrafanaSignature: with a Grafana secret, Grafana's HMAC (over the
 // body, or "timestamp:body") replaces the bearer token.
 func TestGrafanaSignature(t *testing.T) {
