@@ -15,9 +15,17 @@ func newInitCmd() *cobra.Command {
 		Short: "Create a playbook repository",
 		Long: `Init writes a working playbook repository into DIR (default .):
 firebreak.cue with targets, channels and a policy, two playbooks from the
-shipped library with their tests, and .github/workflows/firebreak.yml that
-validates and tests playbooks on pull requests and responds to alerts sent
-as repository_dispatch events. It refuses to overwrite files unless --force.`,
+shipped library with their tests, and three GitHub workflows:
+
+  .github/workflows/firebreak-pr.yml       on pull requests: validate (as
+      annotations), test, and replay the change against the base branch in
+      one pull-request comment, updated on every push
+  .github/workflows/firebreak-respond.yml  on repository_dispatch (an
+      Alertmanager body) or a manual run: firebreak run --event
+  .github/workflows/firebreak-stats.yml    nightly: firebreak stats into the
+      job summary
+
+It refuses to overwrite files unless --force.`,
 		Example: `  firebreak init ops && cd ops && firebreak validate && firebreak test`,
 		Args:    maxOneDir,
 		RunE: func(cmd *cobra.Command, args []string) error {

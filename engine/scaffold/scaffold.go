@@ -1,5 +1,7 @@
 // Package scaffold writes a new playbook repository: firebreak.cue, two
-// playbooks of the shipped library with their tests, and a GitHub workflow.
+// playbooks of the shipped library with their tests, and the GitHub
+// workflows that validate, test and replay them on pull requests, respond to
+// alerts and report stats (using the action in action.yml).
 package scaffold
 
 import (
