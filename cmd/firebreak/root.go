@@ -100,6 +100,7 @@ playbooks/*.cue and playbooks/tests/*.cue. Start one with 'firebreak init'.`,
 		newPostmortemCmd(g),
 		newStatsCmd(g),
 		newServeCmd(g),
+		newReplayCmd(g),
 	)
 	return root
 }
