@@ -14,7 +14,7 @@ import (
 
 // fixtures holds webhook bodies captured from a real Alertmanager 0.25. It
 // lies outside the module: a test run without it fails rather than skips.
-const fixtures = "../../../shared/fixtures/alertmanager"
+const fixtures = "../../testdata/fixtures/alertmanager" // copied from the shared captures
 
 func readFixture(t testing.TB, name string) []byte {
 	t.Helper()
