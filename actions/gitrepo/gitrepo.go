@@ -70,7 +70,10 @@ type Remote struct {
 
 // Store keeps one cached bare clone per remote URL and branch under a
 // directory, and serializes the operations on each. It is safe for
-// concurrent use; the directory belongs to one process.
+// concurrent use. A clone belongs to one process at a time (go-git's
+// storage assumes exclusive access): a process that finds a clone taken
+// by another (two `firebreak run` at once on one machine) works in a
+// private clone of its own, removed on Close.
 type Store struct {
 	dir      string
 	log      *slog.Logger
@@ -132,6 +135,13 @@ func (s *Store) Close() error {
 			errs = append(errs, c.storage.Close())
 			c.storage, c.repo = nil, nil
 		}
+		if c.owner != nil {
+			c.owner.Close()
+			c.owner = nil
+		}
+		if c.private {
+			os.RemoveAll(c.dir)
+		}
 		<-c.sem
 	}
 	return errors.Join(errs...)
@@ -142,6 +152,8 @@ func (s *Store) Close() error {
 // use, and two Updates on one branch would race each other anyway.
 type cached struct {
 	dir     string
+	owner   *os.File // the lock that makes dir this process's
+	private bool     // dir is a private clone, removed on Close
 	sem     chan struct{}
 	storage *filesystem.Storage
 	repo    *git.Repository
@@ -249,6 +261,21 @@ func (r *Repo) openCache() error {
 	c := r.c
 	if c.repo != nil {
 		return nil
+	}
+	if c.owner == nil && !c.private {
+		if err := os.MkdirAll(filepath.Dir(c.dir), 0o755); err != nil {
+			return fmt.Errorf("git cache: %w", err)
+		}
+		if f, ok := own(c.dir); ok {
+			c.owner = f
+		} else {
+			dir, err := os.MkdirTemp(filepath.Dir(c.dir), filepath.Base(c.dir)+"-private-")
+			if err != nil {
+				return fmt.Errorf("git cache: %w", err)
+			}
+			r.store.log.Info("git cache in use by another process; cloning privately", "remote", r.name, "dir", dir)
+			c.dir, c.private = dir, true
+		}
 	}
 	for try := 0; ; try++ {
 		if err := os.MkdirAll(c.dir, 0o755); err != nil {

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -498,4 +499,42 @@ func hashes(cs []gitrepo.Commit) []string {
 		out[i] = c.Hash
 	}
 	return out
+}
+
+// TestSharedCacheDir: two processes (two Stores) with one cache directory,
+// as two `firebreak run` on one machine have. go-git's storage assumes it
+// is alone, so the second works in a private clone: every update lands,
+// and the private clone is gone after Close.
+func TestSharedCacheDir(t *testing.T) {
+	srv := gittest.NewServer(t)
+	url := srv.CreateRepo("deploy", map[string]string{"seed": "0"})
+	dir := t.TempDir()
+	stores := []*gitrepo.Store{gitrepo.NewStore(dir, nil), gitrepo.NewStore(dir, nil)}
+	var wg sync.WaitGroup
+	errs := make([]error, 10)
+	for i := range errs {
+		repo := open(t, stores[i%2], gitrepo.Remote{URL: url})
+		wg.Go(func() {
+			_, _, errs[i] = repo.Update(t.Context(), fmt.Sprintf("writer %d", i), func(tx *gitrepo.Tx) error {
+				return tx.WriteFile(fmt.Sprintf("w%d", i), []byte("x"))
+			})
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	if got := len(srv.Clone("deploy").Subjects()); got != 11 {
+		t.Errorf("%d commits, want 11", got)
+	}
+	private, _ := filepath.Glob(filepath.Join(dir, "*-private-*"))
+	if len(private) != 1 {
+		t.Errorf("private clones %v, want one", private)
+	}
+	for _, s := range stores {
+		s.Close()
+	}
+	if private, _ := filepath.Glob(filepath.Join(dir, "*-private-*")); len(private) != 0 {
+		t.Errorf("private clones left after Close: %v", private)
+	}
 }
