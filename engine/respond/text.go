@@ -22,12 +22,14 @@ func esc(s string) string { return incident.EscapeMarkdown(s, 200) }
 func (e *Engine) issueSpec(in *incident.Incident, number int) github.IssueSpec {
 	return github.IssueSpec{
 		IncidentID: in.ID,
-		Title:      fmt.Sprintf("[%s] %s: %s", in.Severity, in.ID, in.Title),
-		Body:       e.issueBody(in),
-		Severity:   in.Severity,
-		Owner:      in.Owner,
-		Number:     number,
-		Opened:     in.Timestamps.Opened,
+		// The title is rendered from alert labels: escaped like the body,
+		// so that it mentions, links and formats nothing either.
+		Title:    fmt.Sprintf("[%s] %s: %s", in.Severity, in.ID, esc(in.Title)),
+		Body:     e.issueBody(in),
+		Severity: in.Severity,
+		Owner:    in.Owner,
+		Number:   number,
+		Opened:   in.Timestamps.Opened,
 	}
 }
 
