@@ -33,6 +33,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
 	"github.com/go-git/go-git/v5/storage/filesystem"
+	"github.com/go-git/go-git/v5/storage/filesystem/dotgit"
 )
 
 // DefaultUsername is the basic-auth user name sent with a token when the
@@ -296,6 +297,11 @@ func (r *Repo) openCache() error {
 			}
 		}
 		if err == nil {
+			// A kill between init and adding the remote leaves a clone
+			// that can never fetch: start over.
+			_, err = repo.Remote("origin")
+		}
+		if err == nil {
 			c.storage, c.repo = st, repo
 			return nil
 		}
@@ -317,8 +323,26 @@ func (r *Repo) auth() transport.AuthMethod {
 	return &githttp.BasicAuth{Username: r.remote.Username, Password: r.remote.Token}
 }
 
-// fetch brings the remote branch into the cache and returns its head.
+// fetch brings the remote branch into the cache and returns its head. A
+// cache a killed process left broken (go-git writes a ref in place, so a
+// kill can leave it empty) is dropped and fetched again: the cache holds
+// nothing the remote does not.
 func (r *Repo) fetch(ctx context.Context) (*object.Commit, error) {
+	head, err := r.fetchOnce(ctx)
+	if errors.Is(err, dotgit.ErrEmptyRefFile) {
+		r.store.log.Warn("git cache broken (an empty ref file); cloning again", "remote", r.name, "dir", r.c.dir)
+		if err := r.dropCache(); err != nil {
+			return nil, err
+		}
+		head, err = r.fetchOnce(ctx)
+	}
+	if err != nil {
+		return nil, r.fail("fetch", err)
+	}
+	return head, nil
+}
+
+func (r *Repo) fetchOnce(ctx context.Context) (*object.Commit, error) {
 	if err := r.openCache(); err != nil {
 		return nil, err
 	}
@@ -333,18 +357,31 @@ func (r *Repo) fetch(ctx context.Context) (*object.Commit, error) {
 		Force:      true,
 	})
 	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
-		return nil, r.fail("fetch", err)
+		return nil, err
 	}
 	ref, err := r.c.storage.Reference(r.branchRef())
 	if err != nil {
-		return nil, r.fail("fetch", err)
+		return nil, err
 	}
 	head, err := object.GetCommit(r.c.storage, ref.Hash())
 	if err != nil {
-		return nil, r.fail("fetch", err)
+		return nil, err
 	}
 	r.store.log.Debug("git fetched", "remote", r.name, "head", head.Hash.String(), "took", time.Since(start))
 	return head, nil
+}
+
+// dropCache removes the clone; the next use clones again.
+func (r *Repo) dropCache() error {
+	c := r.c
+	if c.storage != nil {
+		_ = c.storage.Close()
+		c.storage, c.repo = nil, nil
+	}
+	if err := os.RemoveAll(c.dir); err != nil {
+		return fmt.Errorf("git cache: %w", err)
+	}
+	return nil
 }
 
 // View runs fn on a read-only transaction at the fresh remote head.

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/firebreak-dev/firebreak/actions/gitrepo"
 	"github.com/firebreak-dev/firebreak/actions/gitrepo/gittest"
+	git "github.com/go-git/go-git/v5"
 )
 
 const token = "tok-3f9a1c7e55d2b8"
@@ -536,5 +538,50 @@ func TestSharedCacheDir(t *testing.T) {
 	}
 	if private, _ := filepath.Glob(filepath.Join(dir, "*-private-*")); len(private) != 0 {
 		t.Errorf("private clones left after Close: %v", private)
+	}
+}
+
+// TestBrokenCacheRecovers: what a killed process can leave in the cache —
+// a ref file truncated to nothing (go-git writes refs in place), a clone
+// initialized without its remote — is dropped and cloned again, not a
+// failure forever.
+func TestBrokenCacheRecovers(t *testing.T) {
+	srv := gittest.NewServer(t)
+	url := srv.CreateRepo("deploy", map[string]string{"a": "1"})
+	dir := t.TempDir()
+	update := func(i int) error {
+		s := gitrepo.NewStore(dir, nil)
+		defer s.Close()
+		_, _, err := open(t, s, gitrepo.Remote{URL: url}).Update(t.Context(), fmt.Sprint("w", i), func(tx *gitrepo.Tx) error {
+			return tx.WriteFile(fmt.Sprint("w", i), []byte("x"))
+		})
+		return err
+	}
+	if err := update(1); err != nil {
+		t.Fatal(err)
+	}
+	refs, _ := filepath.Glob(filepath.Join(dir, "*", "refs", "remotes", "origin", "main"))
+	if len(refs) != 1 {
+		t.Fatalf("cached refs %v", refs)
+	}
+	if err := os.WriteFile(refs[0], nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := update(2); err != nil {
+		t.Fatalf("after an empty ref file: %v", err)
+	}
+
+	clone := filepath.Dir(filepath.Dir(filepath.Dir(filepath.Dir(refs[0]))))
+	if err := os.RemoveAll(clone); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := git.PlainInit(clone, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := update(3); err != nil {
+		t.Fatalf("after a clone without its remote: %v", err)
+	}
+	if got := len(srv.Clone("deploy").Subjects()); got != 4 {
+		t.Errorf("%d commits, want 4", got)
 	}
 }

@@ -1,6 +1,8 @@
 package respond
 
 import (
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -44,6 +46,14 @@ func (x *index) init() {
 		x.Open = map[string]openEntry{}
 	}
 	x.Version = indexVersion
+}
+
+// clone returns a copy of x that shares nothing x may change.
+func (x *index) clone() *index {
+	c := *x
+	c.Open = maps.Clone(x.Open)
+	c.Runs = slices.Clone(x.Runs)
+	return &c
 }
 
 // prune drops runs older than keep before now.

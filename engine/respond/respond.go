@@ -58,6 +58,8 @@ type Engine struct {
 	PlaybooksCommit string
 	Log             *slog.Logger
 	Now             func() time.Time
+
+	idxCache indexCache
 }
 
 // Outcome is what became of one alert group.
@@ -341,6 +343,24 @@ func (e *Engine) open(t *tx, idx *index, g *group, now time.Time) (*incident.Inc
 	if detected.IsZero() {
 		detected = now
 		in.Timestamps.Detected = now
+	}
+	// Alerts an earlier incident of the group already had, from the same
+	// starts, are a late or reordered delivery of what it handled (say a
+	// firing handled after its resolution, as a restart's workers may): no
+	// new incident, whatever id it would get.
+	for i := len(idx.Runs) - 1; i >= 0; i-- {
+		if idx.Runs[i].GroupKey != g.key {
+			continue
+		}
+		rp, err := pathOf(e.dir(), idx.Runs[i].ID)
+		if err != nil {
+			continue
+		}
+		if prev, err := t.record(rp); err != nil {
+			return nil, err
+		} else if prev != nil && covers(prev, in) {
+			return nil, nil
+		}
 	}
 	base := incident.NewID(g.pb.Name, g.labels, detected)
 	var p string

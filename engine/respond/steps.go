@@ -2,6 +2,7 @@ package respond
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -46,6 +47,13 @@ func (e *Engine) runSteps(ctx context.Context, id string, pb *repo.Playbook, p *
 			in, p, err := t.byID(id)
 			if err != nil {
 				return err
+			}
+			if sr.Status == run.Running && in.Status == incident.Resolved {
+				// The resolution skipped the steps not started yet; only
+				// one it found running (and a crash interrupted) runs on.
+				if s := in.StepByName(sr.Name); s == nil || s.Status != run.Running {
+					return errResolvedFirst
+				}
 			}
 			in.SetStep(sr)
 			t.put(p, in)
@@ -168,8 +176,24 @@ func (e *Engine) Resume(ctx context.Context, id string) (*run.Result, error) {
 }
 
 // Recover resumes every open incident with unfinished steps: what a server
-// does when it starts, since no other runner is at work.
+// does when it starts, since no other runner is at work. It is Unfinished
+// then Finish.
 func (e *Engine) Recover(ctx context.Context) ([]Outcome, error) {
+	ids, err := e.Unfinished(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return e.Finish(ctx, ids), nil
+}
+
+// Unfinished returns the incidents a runner that is gone left unfinished:
+// the open ones with steps pending or running, or whose every step
+// succeeded with the mitigation not recorded; and, among those resolved
+// recently (the index's runs), the ones with a step left running or no
+// postmortem drafted — a crash came between a commit and the next. A
+// server takes this list before it handles any alert, so that it never
+// finishes an incident its own workers are running.
+func (e *Engine) Unfinished(ctx context.Context) ([]string, error) {
 	var ids []string
 	_, err := e.change(ctx, func(t *tx) error {
 		ids = ids[:0]
@@ -182,25 +206,117 @@ func (e *Engine) Recover(ctx context.Context) ([]Outcome, error) {
 			if err != nil || in == nil {
 				continue
 			}
-			if unfinished(in) {
+			if unfinished(in) || unmitigated(in) {
+				ids = append(ids, in.ID)
+			}
+		}
+		for _, r := range idx.Runs {
+			p, err := pathOf(t.dir, r.ID)
+			if err != nil {
+				continue
+			}
+			in, err := t.record(p)
+			if err != nil || in == nil || in.Status != incident.Resolved || slices.Contains(ids, in.ID) {
+				continue
+			}
+			if interrupted(in) || !drafted(in) {
 				ids = append(ids, in.ID)
 			}
 		}
 		return nil
 	})
+	return ids, err
+}
+
+// Finish finishes the incidents Unfinished listed, as they are now: an
+// open one resumes; in a resolved one, a step left running runs to its
+// end, as the runner would have finished it (the actions are idempotent;
+// the steps the resolution skipped stay skipped), and a postmortem not
+// drafted yet is drafted.
+func (e *Engine) Finish(ctx context.Context, ids []string) []Outcome {
+	var out []Outcome
+	for _, id := range ids {
+		in, err := e.Get(ctx, id)
+		if err != nil {
+			out = append(out, Outcome{Incident: id, What: Failed, Reason: err.Error()})
+			continue
+		}
+		var res *run.Result
+		switch {
+		case in.Status != incident.Resolved && (unfinished(in) || unmitigated(in)):
+			res, err = e.Resume(ctx, id)
+		case in.Status == incident.Resolved && interrupted(in):
+			res, err = e.finishInterrupted(ctx, id)
+		}
+		if res != nil || err != nil {
+			o := Outcome{Incident: id, What: Resumed, Result: res}
+			if err != nil {
+				o.What, o.Reason = Failed, err.Error()
+			}
+			out = append(out, o)
+		}
+		if in.Status == incident.Resolved && !drafted(in) {
+			if _, err := e.Postmortem(ctx, id); err != nil {
+				out = append(out, Outcome{Incident: id, What: Failed, Reason: "postmortem draft: " + err.Error()})
+			}
+		}
+	}
+	return out
+}
+
+// unmitigated: every step of open incident in succeeded, yet it is not
+// mitigated — a crash came before the run's end was recorded. Resuming it
+// runs nothing and records the mitigation.
+func unmitigated(in *incident.Incident) bool {
+	if in.Status != incident.Open || len(in.Steps) == 0 {
+		return false
+	}
+	for _, s := range in.Steps {
+		if s.Status != run.Succeeded {
+			return false
+		}
+	}
+	return true
+}
+
+// interrupted: a step of in is still recorded running.
+func interrupted(in *incident.Incident) bool {
+	return slices.ContainsFunc(in.Steps, func(s incident.Step) bool { return s.Status == run.Running })
+}
+
+// drafted: in's postmortem was drafted.
+func drafted(in *incident.Incident) bool {
+	return slices.ContainsFunc(in.Timeline, func(ev incident.Event) bool { return ev.Kind == incident.EventPostmortem })
+}
+
+// errResolvedFirst stops a run at a step the incident's resolution skipped.
+var errResolvedFirst = errors.New("the incident resolved first")
+
+// finishInterrupted runs the steps of resolved incident id that a crash
+// left running, planned afresh for its first alert; the steps its
+// resolution skipped stay skipped (Progress refuses them).
+func (e *Engine) finishInterrupted(ctx context.Context, id string) (*run.Result, error) {
+	in, err := e.Get(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	var out []Outcome
-	for _, id := range ids {
-		res, err := e.Resume(ctx, id)
-		o := Outcome{Incident: id, What: Resumed, Result: res}
-		if err != nil {
-			o.What, o.Reason = Failed, err.Error()
-		}
-		out = append(out, o)
+	pb := e.playbook(in.Playbook)
+	if pb == nil {
+		return nil, fmt.Errorf("incident %s: playbook %s is no longer in the repository", id, in.Playbook)
 	}
-	return out, nil
+	if len(in.Alerts) == 0 {
+		return nil, fmt.Errorf("incident %s records no alert to plan for", id)
+	}
+	a := in.Alerts[0]
+	p, err := e.Planner.Render(pb.Name, &schema.Alert{
+		Source: "record", Status: "firing", Fingerprint: a.Fingerprint,
+		Labels: a.Labels, Annotations: a.Annotations,
+		StartsAt: a.StartsAt, EndsAt: a.EndsAt, ReceivedAt: time.Now().UTC(),
+	})
+	if err != nil {
+		return nil, err
+	}
+	return e.runSteps(ctx, id, pb, p)
 }
 
 // unfinished reports whether in has steps pending or running and none

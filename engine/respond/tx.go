@@ -10,6 +10,7 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/firebreak-dev/firebreak/engine/incident"
 	"github.com/firebreak-dev/firebreak/engine/ledger"
@@ -31,11 +32,16 @@ const (
 // derived from what it read.
 type tx struct {
 	v        ledger.View
+	head     string // the commit v reads, the parent of the commit t makes
 	dir      string // the incidents directory
 	records  map[string]*incident.Incident
 	dirty    map[string]bool
 	idx      *index
 	idxDirty bool
+	// idxFile is the index as index.json holds it at head (idx may have
+	// been changed since, without being written); cache is the engine's.
+	idxFile  *index
+	cache    *indexCache
 	owed     map[string][]string // incident id → outbox keys
 	oweDirty map[string]bool
 	msgs     []string
@@ -45,15 +51,59 @@ type tx struct {
 // changed as one commit whose message is the lines fn noted. It returns
 // whether a commit was made.
 func (e *Engine) change(ctx context.Context, fn func(t *tx) error) (bool, error) {
-	_, changed, err := e.Ledger.Update(ctx, func(v ledger.View) (string, map[string][]byte, error) {
-		t := &tx{v: v, dir: e.dir(), records: map[string]*incident.Incident{}, dirty: map[string]bool{},
-			owed: map[string][]string{}, oweDirty: map[string]bool{}}
+	// One change of this engine at a time (the Ledger runs them one at a
+	// time anyway), so that the index cache follows every commit before
+	// the next change looks.
+	e.idxCache.mu.Lock()
+	defer e.idxCache.mu.Unlock()
+	var last *tx // the attempt that landed, when Update succeeds
+	commit, changed, err := e.Ledger.Update(ctx, func(v ledger.View) (string, map[string][]byte, error) {
+		t := &tx{v: v, head: v.Head(), dir: e.dir(), records: map[string]*incident.Incident{}, dirty: map[string]bool{},
+			owed: map[string][]string{}, oweDirty: map[string]bool{}, cache: &e.idxCache}
+		last = t
 		if err := fn(t); err != nil {
 			return "", nil, err
 		}
 		return t.commit()
 	})
+	if err == nil && last != nil {
+		last.remember(commit)
+	}
 	return changed, err
+}
+
+// indexCache is the index as index.json holds it at one commit, so that a
+// change building on that commit does not read and parse the file again:
+// with thousands of incidents open that was most of the work of opening
+// one. A commit's files never change, so an entry is never stale; a
+// change on any other head reads the file. The index it holds is never
+// modified: a tx gets a copy. mu is held for the whole of a change.
+type indexCache struct {
+	mu     sync.Mutex
+	commit string
+	idx    *index
+}
+
+func (c *indexCache) get(commit string) *index {
+	if commit == "" || c.commit != commit {
+		return nil
+	}
+	return c.idx
+}
+
+// remember records the index at commit, which t made or, having nothing
+// to change, found as the head.
+func (t *tx) remember(commit string) {
+	c := t.cache
+	switch {
+	case commit == "":
+	case t.idxDirty: // commit holds t.idx, as commit() wrote it
+		c.commit, c.idx = commit, t.idx.clone()
+	case t.idxFile != nil: // commit holds index.json as t read it
+		c.commit, c.idx = commit, t.idxFile
+	case c.commit != "" && c.commit == t.head: // t left index.json as it was at head
+		c.commit = commit
+	}
 }
 
 // note adds a line to the commit message.
@@ -112,12 +162,18 @@ func (t *tx) index() (*index, error) {
 	if t.idx != nil {
 		return t.idx, nil
 	}
+	if t.cache != nil {
+		if idx := t.cache.get(t.head); idx != nil {
+			t.idxFile, t.idx = idx, idx.clone()
+			return t.idx, nil
+		}
+	}
 	data, err := t.v.Read(indexPath)
 	if err == nil {
 		var idx index
 		if json.Unmarshal(data, &idx) == nil && idx.Version == indexVersion {
 			idx.init()
-			t.idx = &idx
+			t.idxFile, t.idx = &idx, idx.clone()
 			return t.idx, nil
 		}
 	} else if !errors.Is(err, fs.ErrNotExist) {

@@ -179,6 +179,13 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, grace time.Duration
 
 // start resumes unfinished work and starts the workers.
 func (s *Server) start(ctx context.Context) {
+	// What the last process left unfinished is listed before any worker
+	// runs: an incident a worker opens from now on is that worker's, and
+	// finishing it too would run its steps twice.
+	unfinished, err := s.engine.Load().Unfinished(ctx)
+	if err != nil {
+		s.log.Error("cannot list unfinished incidents", "error", err)
+	}
 	ids, err := s.cfg.Journal.Pending()
 	if err != nil {
 		s.log.Error("cannot read the journal", "error", err)
@@ -196,10 +203,7 @@ func (s *Server) start(ctx context.Context) {
 		s.work.Go(func() { s.worker(ctx) })
 	}
 	s.work.Go(func() {
-		out, err := s.engine.Load().Recover(ctx)
-		if err != nil {
-			s.log.Error("cannot resume unfinished incidents", "error", err)
-		}
+		out := s.engine.Load().Finish(ctx, unfinished)
 		for _, o := range out {
 			s.log.Info("resumed an unfinished incident", "incident", o.Incident, "what", o.What, "reason", o.Reason)
 		}
