@@ -1,13 +1,22 @@
 #!/usr/bin/env bash
 # bench/run.sh: firebreak against CUE on a generated 1,000-playbook
 # repository; each part measures both sides in the same run and prints the
-# ratio. See bench/README.md for what each figure means.
+# ratio. Last, an alert storm against firebreak serve (bench/serve), beside
+# a bare net/http + fsync server taking the same storm. See bench/README.md
+# for what each figure means.
 #
 # Environment: N (playbooks, 1000), ALERTS (10000), RUNS (timed validate
 # runs per side, 5), VALIDATE_BUDGET (seconds the timed validate runs may
 # take before fewer than RUNS are done, 90), SAMPLE (alerts of the CUE
 # baseline, 200), CALLS (Plan calls between the heap readings, 100000),
-# BROKEN_N (playbooks of the broken copy, 50).
+# BROKEN_N (playbooks of the broken copy, 50), LEDGER_FILES (incident files
+# of the incident-update part, 50000; 0 skips it), LEDGER_ROUNDS (its timed
+# rounds, 10), SERVE_RUNS (alert storms against firebreak serve, 1; 0 skips
+# them), SERVE_ALERTS (20000), SERVE_GROUPS (2000), SERVE_BATCH (100),
+# SERVE_SPREAD (batches each group's alerts are spread over, 2),
+# SERVE_SENDERS (requests in flight, 8).
+#
+# Usage: bench/run.sh [all|serve]; serve runs only the alert storms.
 set -euo pipefail
 
 N=${N:-1000}
@@ -17,7 +26,23 @@ VALIDATE_BUDGET=${VALIDATE_BUDGET:-90}
 SAMPLE=${SAMPLE:-200}
 CALLS=${CALLS:-100000}
 BROKEN_N=${BROKEN_N:-50}
+LEDGER_FILES=${LEDGER_FILES:-50000}
+LEDGER_ROUNDS=${LEDGER_ROUNDS:-10}
+SERVE_RUNS=${SERVE_RUNS:-1}
+SERVE_ALERTS=${SERVE_ALERTS:-20000}
+SERVE_GROUPS=${SERVE_GROUPS:-2000}
+SERVE_BATCH=${SERVE_BATCH:-100}
+SERVE_SPREAD=${SERVE_SPREAD:-2}
+SERVE_SENDERS=${SERVE_SENDERS:-8}
 CUE_VERSION=v0.17.1
+MODE=${1:-all}
+case $MODE in
+all | serve) ;;
+*)
+	echo "usage: bench/run.sh [all|serve]" >&2
+	exit 2
+	;;
+esac
 
 cd "$(dirname "$0")/.."
 work=$(mktemp -d "${TMPDIR:-/tmp}/firebreak-bench.XXXXXX")
@@ -61,10 +86,37 @@ find_cue() {
 	echo "$work/gobin/cue"
 }
 
+# serve_storms sends the alert storm of bench/serve to the built firebreak
+# serve SERVE_RUNS times, and keeps each run's goal and check lines for the
+# summary. A storm not handled (an alert lost, a step run twice) fails.
+serve_storms() {
+	local i
+	: >"$work/serve.summary"
+	((SERVE_RUNS > 0)) || {
+		echo "skip  alert storm (SERVE_RUNS=0)" >"$work/serve.summary"
+		return
+	}
+	go build -o "$work/bin/serve" ./bench/serve
+	for ((i = 1; i <= SERVE_RUNS; i++)); do
+		section "serve: $SERVE_ALERTS alerts, $SERVE_GROUPS groups, in webhooks of $SERVE_BATCH, to firebreak serve on loopback (run $i of $SERVE_RUNS; goals: >= 5000 alerts/s accepted, first action p99 <= 50 ms)"
+		"$work/bin/serve" -firebreak "$work/bin/firebreak" -alerts "$SERVE_ALERTS" -groups "$SERVE_GROUPS" -batch "$SERVE_BATCH" \
+			-spread "$SERVE_SPREAD" -senders "$SERVE_SENDERS" | tee "$work/serve-$i.out" || fail "bench/serve: run $i failed (see above)"
+		grep -E '^(goal |check (request|peak|storm))' "$work/serve-$i.out" | sed "s/\$/ (storm $i)/" >>"$work/serve.summary"
+	done
+}
+
 section "setup"
 go build -o "$work/bin/firebreak" ./cmd/firebreak
+if [[ $MODE == serve ]]; then
+	echo "machine    $(nproc) cores, $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null || echo unknown CPU), $(go version | cut -d' ' -f3-)"
+	serve_storms
+	section "summary (alert storms, $(nproc) cores, $(secs $(($(now) - started)))s in all)"
+	cat "$work/serve.summary"
+	exit 0
+fi
 go build -o "$work/bin/gen" ./bench/gen
 go build -o "$work/bin/plan" ./bench/plan
+go build -o "$work/bin/ledger" ./bench/ledger
 CUE=$(find_cue)
 echo "machine    $(nproc) cores, $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null || echo unknown CPU)"
 echo "tools      $(go version | cut -d' ' -f3-), $("$CUE" version | head -n 1 || true)"
@@ -111,6 +163,19 @@ validate_goal="goal  validate ratio firebreak/cue vet <= 1.0: $ratio ($(secs "$f
 section "match + plan, heap: bench/plan on $N playbooks, $ALERTS alerts"
 "$work/bin/plan" -repo "$work/repo" -alerts "$work/alerts.json" -sample "$SAMPLE" -calls "$CALLS" | tee "$work/plan.out"
 
+ledger_goal="skip  incident update (LEDGER_FILES=0)"
+if ((LEDGER_FILES > 0)); then
+	section "incident update: bench/ledger in a repository of $LEDGER_FILES incident files vs git add && git commit (goal: ratio <= 0.5)"
+	"$work/bin/ledger" -files "$LEDGER_FILES" -rounds "$LEDGER_ROUNDS" | tee "$work/ledger.out" || fail "bench/ledger failed"
+	ledger_ratio=$(awk -F'git CLI: ' '/^ratio engine / { split($2, a, " "); print a[1] }' "$work/ledger.out")
+	[ -n "$ledger_ratio" ] || fail "bench/ledger printed no engine ratio"
+	ledger_goal="goal  incident update ratio firebreak engine/git add+commit <= 0.5 ($LEDGER_FILES incident files): $ledger_ratio $(verdict "$ledger_ratio <= 0.5")"
+fi
+
+serve_storms
+
 section "summary ($N playbooks, $(nproc) cores, $(secs $(($(now) - started)))s in all)"
 echo "$validate_goal"
+echo "$ledger_goal"
 grep -E '^(goal|check) ' "$work/plan.out"
+cat "$work/serve.summary"

@@ -1,0 +1,660 @@
+// Command serve is the load benchmark of firebreak serve: an alert storm
+// sent over loopback HTTP, as Alertmanager sends it, to a server on a
+// local git playbook repository whose one playbook has one cheap step (a
+// notify to a webhook in this process that counts deliveries).
+//
+//	go run ./bench/serve -firebreak BIN     # the built binary, its own process
+//	go run ./bench/serve                    # the server in this process
+//	go run ./bench/serve -cpuprofile FILE   # in this process, profiled (-memprofile too)
+//
+// The storm is -alerts alerts in Alertmanager webhook bodies of -batch
+// alerts over -groups alert groups (label service; the playbook groups by
+// it, so one group is one incident), each group's alerts spread over
+// -spread batches. -senders senders post the batches at once with the
+// bearer token; a 503 or a failed connection is sent again with
+// exponential backoff, as Alertmanager does, and counted (-max-pending
+// makes the server answer 503s early).
+//
+// It reports
+//
+//   - accepted alerts/s: alerts over the time from the first request sent
+//     to the last 2xx received, and each request's time from send to 2xx;
+//   - the same storm against the peer, a bare net/http server that keeps
+//     each body as firebreak's journal does (a synced file), measured in
+//     the same run: the ceiling of durable acceptance on this machine;
+//   - the engine's added latency from receipt to the first action, per
+//     incident: from the time the first accepted request carrying an
+//     alert of its group was sent to the time the webhook got the step's
+//     delivery, both on this process's clock. That is exact, and an upper
+//     bound of receipt → action started: it includes the request's upload
+//     and the notify's own I/O (which the server's step duration histogram
+//     shows to be a few milliseconds). Beside it the server's histogram
+//     firebreak_first_action_latency_seconds and the step's start in the
+//     incident record, which keeps whole seconds;
+//   - the time until every incident is recorded opened, and until every
+//     step is recorded finished, and the engine's incidents per second;
+//   - the server process's peak RSS (VmHWM) and CPU time (in-process runs
+//     include the senders and the webhook);
+//
+// and checks, from the repository at the end: every request accepted,
+// every alert's fingerprint in the record of its group's incident, exactly
+// one incident per group, each step run once (one delivery per incident
+// and step), the journal empty and the worktree clean.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"maps"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/firebreak-dev/firebreak/engine/incident"
+)
+
+// Goals of the issue.
+const (
+	goalRate        = 5000.0                // accepted alerts per second
+	goalFirstAction = 50 * time.Millisecond // p99, receipt to first action
+)
+
+type options struct {
+	bin                          string
+	alerts, batch, groups        int
+	spread, senders, workers     int
+	maxPending                   int
+	timeout, interval            time.Duration
+	cpuprofile, memprofile, work string
+	keep, peer                   bool
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout))
+}
+
+func run(args []string, stdout io.Writer) int {
+	var o options
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.StringVar(&o.bin, "firebreak", "", "the built firebreak binary to run as the server; empty: the server runs in this process")
+	fs.IntVar(&o.alerts, "alerts", 20000, "alerts in the storm")
+	fs.IntVar(&o.batch, "batch", 100, "alerts per Alertmanager webhook")
+	fs.IntVar(&o.groups, "groups", 2000, "alert groups (incidents)")
+	fs.IntVar(&o.spread, "spread", 2, "batches each group's alerts are spread over (1 to alerts/groups)")
+	fs.IntVar(&o.senders, "senders", 8, "requests in flight at once")
+	fs.IntVar(&o.workers, "workers", 0, "the server's --workers; 0: its default")
+	fs.IntVar(&o.maxPending, "max-pending", 0, "the server's --max-pending (requests waiting before 503s); 0: its default")
+	fs.DurationVar(&o.timeout, "timeout", 10*time.Minute, "give up waiting for the engine after this long")
+	fs.DurationVar(&o.interval, "interval", 0, "each sender's pause after a request is accepted (a trickle instead of a storm: the engine's latency unloaded)")
+	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the storm to this file (in-process only)")
+	fs.StringVar(&o.memprofile, "memprofile", "", "write a heap profile, once the engine is done, to this file (in-process only)")
+	fs.StringVar(&o.work, "work", "", "working directory, which must not exist yet or be empty (default: a new temporary one, removed unless -keep)")
+	fs.BoolVar(&o.keep, "keep", false, "keep the working directory (repository, journal, server log)")
+	fs.BoolVar(&o.peer, "peer", true, "also run the storm against the bare net/http + fsync peer")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	per := o.alerts / max(o.groups, 1)
+	switch {
+	case o.groups <= 0 || o.alerts%o.groups != 0:
+		fmt.Fprintln(os.Stderr, "serve: -alerts must be a multiple of -groups")
+		return 2
+	case o.spread < 1 || per%o.spread != 0:
+		fmt.Fprintf(os.Stderr, "serve: -spread must divide the alerts per group (%d)\n", per)
+		return 2
+	case (o.cpuprofile != "" || o.memprofile != "") && o.bin != "":
+		fmt.Fprintln(os.Stderr, "serve: -cpuprofile and -memprofile profile the server in this process: leave out -firebreak")
+		return 2
+	}
+	w := bufio.NewWriter(stdout)
+	defer w.Flush()
+	ok, err := bench(o, func(format string, a ...any) { fmt.Fprintf(w, format, a...); w.Flush() })
+	if err != nil {
+		w.Flush()
+		fmt.Fprintln(os.Stderr, "serve:", err)
+		return 1
+	}
+	if !ok {
+		return 1
+	}
+	return 0
+}
+
+// bench runs the storm and reports; ok is false when a check failed.
+func bench(o options, out func(string, ...any)) (ok bool, err error) {
+	work := o.work
+	if work == "" {
+		if work, err = os.MkdirTemp("", "firebreak-bench-serve-"); err != nil {
+			return false, err
+		}
+		if !o.keep {
+			defer os.RemoveAll(work)
+		}
+	}
+	startsAt := time.Now().UTC().Add(-time.Minute).Truncate(time.Second)
+	batches, alerts := storm(o.alerts, o.groups, o.batch, o.spread, startsAt)
+	per := o.alerts / o.groups
+	out("storm      %d alerts in %d Alertmanager webhooks of %d, %d groups of %d alerts, each group spread over %d webhook(s); %d senders\n",
+		o.alerts, len(batches), o.batch, o.groups, per, o.spread, o.senders)
+
+	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
+	defer cancel()
+
+	var peer *result
+	if o.peer {
+		url, stop, err := floorServer(filepath.Join(work, "peer"))
+		if err != nil {
+			return false, err
+		}
+		peer = send(ctx, url+"/v1/alerts/alertmanager", batches, o.senders, o.interval)
+		stop()
+		os.RemoveAll(filepath.Join(work, "peer"))
+	}
+
+	s, err := newSite(work)
+	if err != nil {
+		return false, err
+	}
+	defer s.hookSrv.Close()
+	what := "in this process (serve.New, wired as cmd/firebreak/serve.go)"
+	if o.bin != "" {
+		err = s.startBinary(o.bin, o.workers, o.maxPending)
+		what = "firebreak serve, the built binary (its own process)"
+	} else {
+		err = s.startInProcess(o.workers, o.maxPending)
+	}
+	if err != nil {
+		return false, err
+	}
+	stopped := false
+	defer func() {
+		if !stopped {
+			s.stop()
+		}
+	}()
+	workers := o.workers
+	if workers == 0 {
+		workers = 4
+	}
+	out("server     %s, %d workers, on a local git repository\n", what, workers)
+	out("machine    %s\n", machine())
+
+	if o.cpuprofile != "" {
+		f, err := os.Create(o.cpuprofile)
+		if err != nil {
+			return false, err
+		}
+		defer f.Close()
+		pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
+	}
+	res := send(ctx, s.url+"/v1/alerts/alertmanager", batches, o.senders, o.interval)
+
+	// Wait for the engine: every step finished and nothing queued.
+	var m metrics
+	var opened, done time.Time
+	for {
+		m, err = scrape(s.url)
+		if err == nil {
+			if opened.IsZero() && m.get(`firebreak_alert_groups_total{what="opened"}`) >= float64(o.groups) {
+				opened = time.Now()
+			}
+			if m.get("firebreak_queue_depth") == 0 && m.sum("firebreak_steps_total{") >= float64(o.groups) &&
+				s.hook.deliveries() >= o.groups {
+				done = time.Now()
+				break
+			}
+		}
+		if ctx.Err() != nil {
+			out("TIMEOUT    the engine had not finished after %s: %d deliveries, queue depth %v\n",
+				o.timeout, s.hook.deliveries(), m.get("firebreak_queue_depth"))
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if o.cpuprofile != "" {
+		pprof.StopCPUProfile()
+	}
+	rss, rssErr := s.peakRSS()
+	cpuUser, cpuSys, cpuErr := s.cpuTime()
+	if o.memprofile != "" {
+		f, err := os.Create(o.memprofile)
+		if err != nil {
+			return false, err
+		}
+		err = pprof.Lookup("heap").WriteTo(f, 0)
+		f.Close()
+		if err != nil {
+			return false, err
+		}
+	}
+	stopped = true
+	if err := s.stop(); err != nil {
+		out("server stop: %v\n", err)
+	}
+	recs, rerr := s.records()
+	if rerr != nil {
+		return false, rerr
+	}
+	commits, _ := s.git("rev-list", "--count", "HEAD")
+	status, _ := s.git("status", "--porcelain")
+	journal, _ := os.ReadDir(filepath.Join(s.state, "journal"))
+
+	// Intake.
+	out("\n== intake (first request sent → last 2xx)\n")
+	rate := report(out, "firebreak", res, o.alerts)
+	if peer != nil {
+		prate := report(out, "peer", peer, o.alerts)
+		out("ratio      firebreak / peer accepted alerts/s: %.2f\n", rate/prate)
+	}
+
+	// Engine.
+	out("\n== engine\n")
+	receipt := map[int]time.Time{} // group → its first accepted request sent
+	for i, r := range res.reqs {
+		if r.accepted.IsZero() {
+			continue
+		}
+		for _, g := range batches[i].groups {
+			if t, ok := receipt[g]; !ok || r.sent.Before(t) {
+				receipt[g] = r.sent
+			}
+		}
+	}
+	s.hook.mu.Lock()
+	hookFirst := maps.Clone(s.hook.first)
+	s.hook.mu.Unlock()
+	var fromRecord, delivered []time.Duration
+	var deliveredAt []time.Time
+	var lastOpened, lastFinished time.Time
+	for _, in := range recs.byGroup {
+		g := groupOf(in)
+		t0, ok := receipt[g]
+		if !ok {
+			continue
+		}
+		lastOpened = later(lastOpened, in.Timestamps.Opened)
+		for _, st := range in.Steps {
+			lastFinished = later(lastFinished, st.Finished)
+		}
+		if len(in.Steps) > 0 && !in.Steps[0].Started.IsZero() {
+			fromRecord = append(fromRecord, in.Steps[0].Started.Sub(t0.Truncate(time.Second)))
+			if at, ok := hookFirst[in.ID+"/"+in.Steps[0].Name]; ok {
+				delivered = append(delivered, at.Sub(t0))
+				deliveredAt = append(deliveredAt, at)
+			}
+		}
+	}
+	slices.Sort(fromRecord)
+	slices.Sort(delivered)
+	slices.SortFunc(deliveredAt, func(a, b time.Time) int { return a.Compare(b) })
+	first := res.start.Truncate(time.Second) // records keep whole seconds
+	out("recorded   after the first request: all %d incidents opened by %s (records, ±1 s; /metrics saw it at %s),\n",
+		len(recs.byGroup), since(lastOpened, first), since(opened, res.start))
+	out("           every step finished by %s (records, ±1 s); engine idle (queue empty, every step counted) at %s\n",
+		since(lastFinished, first), since(done, res.start))
+	out("commits    %s on the playbook branch (%.1f per incident)\n", strings.TrimSpace(string(commits)),
+		atof(strings.TrimSpace(string(commits)))/float64(max(len(recs.byGroup), 1)))
+	if n := len(deliveredAt); n >= 4 {
+		var qs []string
+		for q := range 4 {
+			a, b := deliveredAt[q*n/4], deliveredAt[(q+1)*n/4-1]
+			qs = append(qs, fmt.Sprintf("%.0f", float64(n/4-1)/max(b.Sub(a).Seconds(), 1e-9)))
+		}
+		out("throughput incidents/s, by the webhook's deliveries, in each quarter of them: %s\n", strings.Join(qs, " / "))
+	}
+	out("first action: receipt (the first accepted request of the group sent) → the webhook got the step's delivery;\n")
+	out("           exact, and an upper bound: it includes the notify's own I/O (%d incidents)\n", len(delivered))
+	out("           p50 %s  p90 %s  p99 %s  max %s\n", round(pct(delivered, 50)), round(pct(delivered, 90)), round(pct(delivered, 99)), round(pct(delivered, 100)))
+	h := m.histogram("firebreak_first_action_latency_seconds")
+	out("first action: server histogram firebreak_first_action_latency_seconds (receipt of the opening request → step started;\n")
+	out("           %d observations, interpolated in its buckets, which end at 8.2 s)\n", int(h.count))
+	out("           p50 %s  p90 %s  p99 %s  mean %s\n", h.quantile(0.5), h.quantile(0.9), h.quantile(0.99), h.mean())
+	out("first action: incident records (step started; whole seconds, as records keep times)\n")
+	out("           p50 %s  p90 %s  p99 %s  max %s\n", round(pct(fromRecord, 50)), round(pct(fromRecord, 90)), round(pct(fromRecord, 99)), round(pct(fromRecord, 100)))
+	sd := m.labelledHistogram("firebreak_step_duration_seconds", `action="notify"`)
+	out("notify's own I/O (firebreak_step_duration_seconds{action=\"notify\"}): mean %s over %d steps\n", sd.mean(), int(sd.count))
+	if rssErr != nil {
+		out("peak RSS   unknown: %v\n", rssErr)
+	} else {
+		note := ""
+		if o.bin == "" {
+			note = " (this process: server, senders and webhook)"
+		}
+		out("peak RSS   %.0f MB%s\n", float64(rss)/(1<<20), note)
+	}
+	if cpuErr == nil {
+		note := ""
+		if o.bin == "" {
+			note = " (this process)"
+		}
+		out("CPU time   %s user + %s system%s, over the server's life\n", round(cpuUser), round(cpuSys), note)
+	}
+
+	// Checks.
+	out("\n== checks\n")
+	ok = true
+	check := func(pass bool, format string, a ...any) {
+		if !pass {
+			ok = false
+		}
+		out("check "+format+" %s\n", append(a, verdict(pass))...)
+	}
+	acc := res.accepted()
+	check(acc == len(batches), "requests accepted: %d of %d (503s sent again: %d, other failures sent again: %d)",
+		acc, len(batches), res.retried503, res.retriedErrs)
+	check(m.get(`firebreak_alerts_received_total{outcome="accepted",source="alertmanager"}`) == float64(o.alerts),
+		"alerts the server counts accepted: %.0f of %d", m.get(`firebreak_alerts_received_total{outcome="accepted",source="alertmanager"}`), o.alerts)
+	check(len(recs.byGroup) == o.groups && recs.files == o.groups && recs.dupGroups == 0,
+		"incidents: %d files, %d groups, %d groups with more than one incident (want %d, one each)", recs.files, len(recs.byGroup), recs.dupGroups, o.groups)
+	lost := 0
+	for _, a := range alerts {
+		in := recs.byGroup[a.g]
+		if in == nil || !slices.ContainsFunc(in.Alerts, func(r incident.AlertRef) bool { return r.Fingerprint == a.fingerprint() }) {
+			lost++
+		}
+	}
+	check(lost == 0, "alerts lost (fingerprint not in its group's incident record): %d of %d", lost, len(alerts))
+	twice, wrongStep := 0, 0
+	s.hook.mu.Lock()
+	for _, n := range s.hook.count {
+		if n != 1 {
+			twice++
+		}
+	}
+	deliveries := len(s.hook.count)
+	s.hook.mu.Unlock()
+	for _, in := range recs.byGroup {
+		if len(in.Steps) != 1 || in.Steps[0].Status != "succeeded" || in.Status != incident.Mitigated {
+			wrongStep++
+		}
+	}
+	check(deliveries == o.groups && twice == 0, "deliveries: %d incident steps delivered, %d more than once (want %d, once each)", deliveries, twice, o.groups)
+	check(wrongStep == 0, "incidents not mitigated with their one step succeeded: %d", wrongStep)
+	check(len(journal) == 0, "journal entries left: %d", len(journal))
+	check(len(bytes.TrimSpace(status)) == 0, "worktree clean after the storm (git status --porcelain): %d lines", bytes.Count(status, []byte("\n")))
+
+	out("\n")
+	p99 := pct(delivered, 99)
+	out("goal  accepted alerts/s >= %.0f: %.0f %s\n", goalRate, rate, verdict(rate >= goalRate))
+	out("goal  first action p99 <= %s: %s (receipt → delivery, an upper bound) %s\n", goalFirstAction, round(p99), verdict(len(delivered) > 0 && p99 <= goalFirstAction))
+	lat := res.latencies()
+	out("check request→2xx p99: %s (figure)\n", round(pct(lat, 99)))
+	out("check peak RSS: %.0f MB (figure)\n", float64(rss)/(1<<20))
+	out("check storm handled: all accepted, none lost, %d incidents, no step twice %s\n", o.groups, verdict(ok))
+	if o.keep {
+		out("kept       %s\n", work)
+	}
+	return ok, nil
+}
+
+// report prints one side's intake figures and returns its accepted alerts/s.
+func report(out func(string, ...any), name string, r *result, alerts int) float64 {
+	span := r.end.Sub(r.start)
+	rate := float64(alerts) / span.Seconds()
+	if r.accepted() != len(r.reqs) {
+		rate = float64(alerts*r.accepted()/len(r.reqs)) / span.Seconds()
+	}
+	lat := r.latencies()
+	out("%-10s %d of %d requests accepted in %s: %.0f alerts/s; request→2xx p50 %s  p90 %s  p99 %s  max %s; 503s %d, other retries %d\n",
+		name, r.accepted(), len(r.reqs), span.Round(time.Millisecond), rate,
+		round(pct(lat, 50)), round(pct(lat, 90)), round(pct(lat, 99)), round(pct(lat, 100)), r.retried503, r.retriedErrs)
+	return rate
+}
+
+// records are the incident records at the head of the playbook branch.
+type records struct {
+	files     int
+	byGroup   map[int]*incident.Incident
+	dupGroups int
+}
+
+func (s *site) records() (*records, error) {
+	list, err := s.git("ls-tree", "-r", "--name-only", "HEAD", "incidents")
+	if err != nil {
+		return nil, err
+	}
+	paths := strings.Fields(string(list))
+	var in bytes.Buffer
+	for _, p := range paths {
+		fmt.Fprintf(&in, "HEAD:%s\n", p)
+	}
+	cmd := execGit(s.dir, "cat-file", "--batch")
+	cmd.Stdin = &in
+	data, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("git cat-file: %w", err)
+	}
+	recs := &records{byGroup: map[int]*incident.Incident{}}
+	for len(data) > 0 {
+		nl := bytes.IndexByte(data, '\n')
+		f := strings.Fields(string(data[:nl]))
+		if len(f) != 3 {
+			return nil, fmt.Errorf("git cat-file: %q", data[:nl])
+		}
+		size, _ := strconv.Atoi(f[2])
+		body := data[nl+1 : nl+1+size]
+		data = data[nl+1+size+1:]
+		in, err := incident.Unmarshal(body)
+		if err != nil {
+			return nil, fmt.Errorf("incident %s: %w", f[0], err)
+		}
+		recs.files++
+		g := groupOf(in)
+		if _, dup := recs.byGroup[g]; dup {
+			recs.dupGroups++
+			continue
+		}
+		recs.byGroup[g] = in
+	}
+	return recs, nil
+}
+
+func groupOf(in *incident.Incident) int {
+	g, err := strconv.Atoi(strings.TrimPrefix(in.Group["service"], "svc-"))
+	if err != nil {
+		return -1
+	}
+	return g
+}
+
+// metrics is a scrape of /metrics: each series, as written, to its value.
+type metrics map[string]float64
+
+func scrape(url string) (metrics, error) {
+	resp, err := http.Get(url + "/metrics")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	m := metrics{}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		if i < 0 {
+			continue
+		}
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		if err == nil {
+			m[line[:i]] = v
+		}
+	}
+	return m, sc.Err()
+}
+
+func (m metrics) get(series string) float64 { return m[series] }
+
+// sum adds the series whose names start with prefix.
+func (m metrics) sum(prefix string) float64 {
+	t := 0.0
+	for k, v := range m {
+		if strings.HasPrefix(k, prefix) {
+			t += v
+		}
+	}
+	return t
+}
+
+type histogram struct {
+	bounds, counts []float64 // cumulative
+	count, total   float64
+}
+
+func (m metrics) histogram(name string) histogram { return m.labelledHistogram(name, "") }
+
+// labelledHistogram reads histogram name's series with labels (as
+// written, without le), such as `action="notify"`.
+func (m metrics) labelledHistogram(name, labels string) histogram {
+	var h histogram
+	type bucket struct{ le, n float64 }
+	var bs []bucket
+	for k, v := range m {
+		prefix := name + `_bucket{le="`
+		if labels != "" {
+			prefix = name + `_bucket{` + labels + `,le="`
+		}
+		rest, ok := strings.CutPrefix(k, prefix)
+		if !ok {
+			continue
+		}
+		le, err := strconv.ParseFloat(strings.TrimSuffix(rest, `"}`), 64)
+		if err == nil {
+			bs = append(bs, bucket{le, v})
+		}
+	}
+	slices.SortFunc(bs, func(a, b bucket) int { return cmpFloat(a.le, b.le) })
+	for _, b := range bs {
+		h.bounds, h.counts = append(h.bounds, b.le), append(h.counts, b.n)
+	}
+	suffix := ""
+	if labels != "" {
+		suffix = "{" + labels + "}"
+	}
+	h.count, h.total = m[name+"_count"+suffix], m[name+"_sum"+suffix]
+	return h
+}
+
+// quantile interpolates linearly within the bucket, as PromQL's
+// histogram_quantile does; beyond the last finite bucket it says ">".
+func (h histogram) quantile(q float64) string {
+	if h.count == 0 {
+		return "-"
+	}
+	rank := q * h.count
+	lower, below := 0.0, 0.0
+	for i, le := range h.bounds {
+		if h.counts[i] >= rank {
+			if le > 1e300 {
+				return "> " + dur(lower)
+			}
+			return dur(lower + (le-lower)*(rank-below)/max(h.counts[i]-below, 1))
+		}
+		lower, below = le, h.counts[i]
+	}
+	return "-"
+}
+
+func (h histogram) mean() string {
+	if h.count == 0 {
+		return "-"
+	}
+	return dur(h.total / h.count)
+}
+
+func dur(secs float64) string { return round(time.Duration(secs * float64(time.Second))) }
+
+func cmpFloat(a, b float64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// pct is the nearest-rank percentile p of sorted ds.
+func pct(ds []time.Duration, p int) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	i := (p*len(ds) + 99) / 100
+	return ds[max(0, min(i, len(ds))-1)]
+}
+
+func round(d time.Duration) string {
+	switch {
+	case d >= 10*time.Second:
+		return d.Round(100 * time.Millisecond).String()
+	case d >= time.Second:
+		return d.Round(10 * time.Millisecond).String()
+	case d >= 10*time.Millisecond:
+		return d.Round(100 * time.Microsecond).String()
+	}
+	return d.Round(10 * time.Microsecond).String()
+}
+
+func since(t, start time.Time) string {
+	if t.IsZero() {
+		return "never"
+	}
+	return round(t.Sub(start))
+}
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
+func atof(s string) float64 {
+	f, _ := strconv.ParseFloat(s, 64)
+	return f
+}
+
+func verdict(ok bool) string {
+	if ok {
+		return "PASS"
+	}
+	return "MISS"
+}
+
+func execGit(dir string, args ...string) *exec.Cmd {
+	cmd := exec.Command("git", args...)
+	cmd.Dir = dir
+	return cmd
+}
+
+func machine() string {
+	cpu := "unknown CPU"
+	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(data), "\n") {
+			if v, ok := strings.CutPrefix(line, "model name"); ok {
+				cpu = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), ":"))
+				break
+			}
+		}
+	}
+	load := ""
+	if data, err := os.ReadFile("/proc/loadavg"); err == nil {
+		load = ", load " + strings.Join(strings.Fields(string(data))[:3], " ")
+	}
+	return fmt.Sprintf("%d cores, %s, %s%s", runtime.NumCPU(), cpu, runtime.Version(), load)
+}
