@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -105,7 +106,7 @@ func readAlerts(stdin io.Reader, name string) ([]schema.Alert, error) {
 	}
 	alerts := in.Alerts
 	if in.Comment != nil || in.Push != nil || in.Ignored != "" {
-		return nil, fmt.Errorf("%s: carries no alerts: %s", name, cmpOr(in.Ignored, "a GitHub "+cmpOr(in.Kind, "event")+" without alerts"))
+		return nil, fmt.Errorf("%s: carries no alerts: %s", name, cmp.Or(in.Ignored, "a GitHub "+cmp.Or(in.Kind, "event")+" without alerts"))
 	}
 	now := time.Now().UTC()
 	for i := range alerts {

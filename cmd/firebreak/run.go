@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -156,7 +157,7 @@ func readEvent(name, kind string) ([]schema.Alert, error) {
 		return nil, err
 	}
 	if len(in.Alerts) == 0 {
-		return nil, fmt.Errorf("%s: a %s event carries no alerts: %s", name, kind, cmpOr(in.Ignored, "nothing to run"))
+		return nil, fmt.Errorf("%s: a %s event carries no alerts: %s", name, kind, cmp.Or(in.Ignored, "nothing to run"))
 	}
 	now := time.Now().UTC()
 	for i := range in.Alerts {
@@ -165,13 +166,6 @@ func readEvent(name, kind string) ([]schema.Alert, error) {
 		}
 	}
 	return in.Alerts, nil
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 // dryRun plans every step of every match through the actions' Plan: what

@@ -10,6 +10,7 @@
 package serve
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -255,7 +256,7 @@ func (s *Server) accept(source string) http.Handler {
 		if in.Ignored != "" || len(in.Alerts) == 0 {
 			s.m.alerts.WithLabelValues(source, "ignored").Inc()
 			w.WriteHeader(http.StatusAccepted)
-			fmt.Fprintf(w, "nothing to do: %s\n", cmpOr(in.Ignored, "no alerts"))
+			fmt.Fprintf(w, "nothing to do: %s\n", cmp.Or(in.Ignored, "no alerts"))
 			return
 		}
 		// PagerDuty delivers at least once: the same webhook id again is
@@ -419,13 +420,6 @@ func writeJSON(w http.ResponseWriter, v any) {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	enc.Encode(v)
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 // recent is a bounded set of the last n keys added.

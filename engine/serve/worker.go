@@ -1,6 +1,7 @@
 package serve
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -181,7 +182,7 @@ func (s *Server) github(w http.ResponseWriter, r *http.Request) {
 	case len(in.Alerts) > 0:
 		fail(w, http.StatusBadRequest, "send alerts to /v1/alerts/*; repository_dispatch is for firebreak run --event")
 	default:
-		fmt.Fprintf(w, "nothing to do: %s\n", cmpOr(in.Ignored, kind))
+		fmt.Fprintf(w, "nothing to do: %s\n", cmp.Or(in.Ignored, kind))
 	}
 }
 
