@@ -2,6 +2,7 @@ package replay
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -194,7 +195,7 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 }
 
 func (r *Report) baseLine() string {
-	s := "base " + cmpOr(r.Base.Ref, "(none)")
+	s := "base " + cmp.Or(r.Base.Ref, "(none)")
 	if len(r.Base.Commit) >= 12 {
 		s += " (" + r.Base.Commit[:12] + ")"
 	}
@@ -483,11 +484,4 @@ func upperFirst(s string) string {
 		return s
 	}
 	return strings.ToUpper(s[:1]) + s[1:]
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
