@@ -23,6 +23,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"reflect"
 	"runtime"
 	"slices"
 	"strconv"
@@ -34,6 +35,7 @@ import (
 
 	"github.com/firebreak-dev/firebreak/engine/match"
 	"github.com/firebreak-dev/firebreak/engine/plan"
+	"github.com/firebreak-dev/firebreak/engine/render"
 	"github.com/firebreak-dev/firebreak/engine/repo"
 	"github.com/firebreak-dev/firebreak/schema"
 )
@@ -138,6 +140,17 @@ func bench(w *bufio.Writer, o options) error {
 		}
 	}
 	out("intended     firebreak matches what the generator intended for %d of %d alerts\n", len(alerts)-wrong, len(alerts))
+
+	// Templates: Warm compiles every playbook's plan to Go, as a server
+	// does at startup; the plans of the sample must equal CUE's.
+	start = time.Now()
+	if err := p.Warm(); err != nil {
+		return err
+	}
+	compiledN := p.Compiled()
+	out("templates    %d of %d playbooks compiled to Go in %s\n", compiledN, len(r.Playbooks), round(time.Since(start)))
+	exact, compared := templatesExact(r, sampleOf(alerts, o.sample))
+	out("             template plans equal to CUE's for %d of %d renders of the sample\n", exact, compared)
 
 	// Warm-up: the renderer compiles playbooks on first use and again
 	// after each of its context swaps (every render.DefaultMaxUses renders
@@ -266,6 +279,7 @@ func bench(w *bufio.Writer, o options) error {
 	out("goal  heap growth over %d Plan calls <= %.0f MB: %+.1f MB %s\n", o.calls, goalHeapGrow, growth, verdict(growth <= goalHeapGrow))
 	out("check heap trend over %d Plan calls <= %.0f MB: %+.1f MB %s\n", o.calls, goalHeapGrow, trend, verdict(trend <= goalHeapGrow))
 	out("check same matches as CUE on the sample: %d of %d %s\n", equal, len(sample), verdict(equal == len(sample)))
+	out("check template plans equal to CUE's on the sample: %d of %d %s\n", exact, compared, verdict(exact == compared))
 	out("check generator's intended matches: %d of %d %s\n", len(alerts)-wrong, len(alerts), verdict(wrong == 0))
 	return nil
 }
@@ -288,6 +302,51 @@ func readAlerts(path string) ([]benchAlert, error) {
 		}
 	}
 	return alerts, nil
+}
+
+// templatesExact renders every playbook each sampled alert matches, and
+// every fifth playbook for the alerts that match none, once from its
+// template and once with CUE alone, and counts the renders where both give
+// the same plan, or both fail.
+func templatesExact(r *repo.Repo, sample []benchAlert) (exact, compared int) {
+	rd := render.New(0)
+	byName := map[string]*repo.Playbook{}
+	var pbs []*repo.Playbook
+	for i, a := range sample {
+		names := a.Want
+		if len(names) == 0 {
+			names = []string{r.Playbooks[(i*5)%len(r.Playbooks)].Name}
+		}
+		for _, n := range names {
+			if byName[n] == nil {
+				for _, pb := range r.Playbooks {
+					if pb.Name == n {
+						byName[n] = pb
+						pbs = append(pbs, pb)
+					}
+				}
+			}
+		}
+	}
+	if err := rd.Warm(pbs); err != nil {
+		return 0, 1
+	}
+	for i, a := range sample {
+		names := a.Want
+		if len(names) == 0 {
+			names = []string{r.Playbooks[(i*5)%len(r.Playbooks)].Name}
+		}
+		for _, n := range names {
+			pb := byName[n]
+			compared++
+			got, gerr := rd.Render(pb, &a.Alert)
+			want, werr := rd.RenderCUE(pb, &a.Alert)
+			if rd.Compiled(pb) && (gerr != nil) == (werr != nil) && reflect.DeepEqual(got, want) {
+				exact++
+			}
+		}
+	}
+	return exact, compared
 }
 
 // indexStats compiles the repository's matches as plan.New does and says

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 
+	"cuelang.org/go/cue"
 	"cuelang.org/go/cue/ast"
 	"cuelang.org/go/cue/literal"
 	"cuelang.org/go/cue/token"
@@ -244,3 +245,39 @@ func stringLit(x *ast.BasicLit) (string, bool) {
 	}
 	return s, true
 }
+
+// StringConstraint is a CUE constraint on strings compiled to Go.
+type StringConstraint struct{ c cond }
+
+// Holds reports whether s & the constraint is s rather than an error.
+func (c StringConstraint) Holds(s string) bool { return c.c.holds(s) }
+
+// CompileStringConstraint compiles v, an evaluated constraint that refers
+// to nothing, into a predicate that holds for exactly the strings s for
+// which s & v is s. It accepts the shapes the match compiler does (string
+// literals, string, _, =~, !~, != on literals, & and |, defaults) and
+// returns false for anything else.
+func CompileStringConstraint(v cue.Value) (StringConstraint, bool) {
+	if v.Err() != nil {
+		return StringConstraint{}, false
+	}
+	e, ok := v.Syntax().(ast.Expr)
+	if !ok {
+		return StringConstraint{}, false
+	}
+	return CompileStringSyntax(e)
+}
+
+// CompileStringSyntax is CompileStringConstraint for the syntax of an
+// evaluated constraint, as cue.Value.Syntax gives it.
+func CompileStringSyntax(e ast.Expr) (StringConstraint, bool) {
+	c, ok := parseCond(e, regexps{})
+	if !ok {
+		return StringConstraint{}, false
+	}
+	return StringConstraint{c}, true
+}
+
+// Encoded returns s as CUE holds it after cue.Context.Encode, which
+// replaces each run of invalid UTF-8 with U+FFFD.
+func Encoded(s string) string { return clean(s) }

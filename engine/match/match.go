@@ -22,6 +22,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"cuelang.org/go/cue"
@@ -62,8 +63,68 @@ type Index struct {
 // reported as a *RegexpError, all of them in one cue/errors list, together
 // with matches that are errors by themselves and matches that would need
 // CUE but do not survive export to another context.
+//
+// Entries whose matches belong to different cue.Contexts are compiled in
+// parallel, the entries of one context on one goroutine, since a context
+// is not safe for concurrent use.
 func Compile(entries []Entry) (*Index, error) {
+	compiled := make([]entry, len(entries))
+	compileErrs := make([][]cueerrors.Error, len(entries))
+	byContext := map[*cue.Context][]int{}
+	for i, e := range entries {
+		var ctx *cue.Context
+		if e.Match.Exists() {
+			ctx = e.Match.Context()
+		}
+		byContext[ctx] = append(byContext[ctx], i)
+	}
+	var wg sync.WaitGroup
+	for _, idx := range byContext {
+		wg.Go(func() {
+			res := regexps{}
+			for _, i := range idx {
+				compiled[i], compileErrs[i] = compileEntry(entries[i], res)
+			}
+		})
+	}
+	wg.Wait()
+	return join(&Part{entries: entries, compiled: compiled, errs: compileErrs})
+}
+
+// Part is entries compiled ahead of Join, each on the goroutine that
+// uses its cue.Context, so that the compiling is done where the values
+// are made, in parallel with other parts.
+type Part struct {
+	entries  []Entry
+	compiled []entry
+	errs     [][]cueerrors.Error
+}
+
+// CompilePart compiles entries for Join. Their matches must belong to
+// cue.Contexts that nothing else uses meanwhile.
+func CompilePart(entries []Entry) *Part {
+	p := &Part{entries: entries, compiled: make([]entry, len(entries)), errs: make([][]cueerrors.Error, len(entries))}
 	res := regexps{}
+	for i, e := range entries {
+		p.compiled[i], p.errs[i] = compileEntry(e, res)
+	}
+	return p
+}
+
+// Join builds the index of the entries of parts, in order, as Compile
+// does of all of them.
+func Join(parts ...*Part) (*Index, error) {
+	all := &Part{}
+	for _, p := range parts {
+		all.entries = append(all.entries, p.entries...)
+		all.compiled = append(all.compiled, p.compiled...)
+		all.errs = append(all.errs, p.errs...)
+	}
+	return join(all)
+}
+
+func join(p *Part) (*Index, error) {
+	entries := p.entries
 	ix := &Index{
 		entries: make([]entry, len(entries)),
 		byName:  map[string][]int{},
@@ -74,7 +135,7 @@ func Compile(entries []Entry) (*Index, error) {
 	whole := map[int]ast.Node{}
 	syntax := map[int]*ast.File{}
 	for i, e := range entries {
-		c, cerrs := compileEntry(e, res)
+		c, cerrs := p.compiled[i], p.errs[i]
 		for _, err := range cerrs {
 			errs = cueerrors.Append(errs, err)
 		}

@@ -5,6 +5,8 @@ package plan
 import (
 	"fmt"
 
+	"cuelang.org/go/cue"
+
 	"github.com/firebreak-dev/firebreak/engine/match"
 	"github.com/firebreak-dev/firebreak/engine/render"
 	"github.com/firebreak-dev/firebreak/engine/repo"
@@ -14,9 +16,16 @@ import (
 // Planner plans alerts against one loaded, valid repository. It is safe
 // for concurrent use.
 type Planner struct {
-	repo     *repo.Repo
-	index    *match.Index
-	renderer *render.Renderer
+	// playbooks are the repository's, without their match values: those
+	// belong to the cue.Context the repository was loaded in, which the
+	// planner has no use for and must not keep alive.
+	playbooks []*repo.Playbook
+	byName    map[string]*repo.Playbook
+	index     *match.Index
+	renderer  *render.Renderer
+	// cueOnly renders with CUE alone, never from templates, for tests that
+	// compare the two.
+	cueOnly bool
 }
 
 // New builds the match index of r's playbooks. r must be valid.
@@ -28,7 +37,33 @@ func New(r *repo.Repo) (*Planner, error) {
 	if ix == nil {
 		return nil, fmt.Errorf("playbook repository has no match index")
 	}
-	return &Planner{repo: r, index: ix, renderer: render.New(0)}, nil
+	p := &Planner{byName: map[string]*repo.Playbook{}, index: ix, renderer: render.New(0)}
+	for _, pb := range r.Playbooks {
+		c := *pb
+		c.Match = cue.Value{}
+		p.playbooks = append(p.playbooks, &c)
+		p.byName[c.Name] = &c
+	}
+	return p, nil
+}
+
+// Warm compiles every playbook's plan to Go ahead of the first alert, so
+// that no Plan waits for a compile (see render.Renderer.Warm). A server
+// calls it at startup; without it, each playbook is compiled in the
+// background after its first render.
+func (p *Planner) Warm() error {
+	return p.renderer.Warm(p.playbooks)
+}
+
+// Compiled returns how many playbooks render from a template, without CUE.
+func (p *Planner) Compiled() int {
+	n := 0
+	for _, pb := range p.playbooks {
+		if p.renderer.Compiled(pb) {
+			n++
+		}
+	}
+	return n
 }
 
 // Result is the plan for one alert: SPEC section 4's JSON.
@@ -54,9 +89,9 @@ type Match struct {
 func (p *Planner) Plan(a *schema.Alert) Result {
 	res := Result{Alert: *a, Matches: []Match{}}
 	for _, i := range p.index.Match(a) {
-		pb := p.repo.Playbooks[i]
+		pb := p.playbooks[i]
 		m := Match{Playbook: pb.Name, File: pb.File, Group: Group(pb, a), Steps: []schema.Step{}}
-		if rendered, err := p.renderer.Render(pb, a); err != nil {
+		if rendered, err := p.render(pb, a); err != nil {
 			m.Error = err.Error()
 		} else {
 			m.Steps, m.OnFailure = rendered.Steps, rendered.OnFailure
@@ -70,19 +105,24 @@ func (p *Planner) Plan(a *schema.Alert) Result {
 func (p *Planner) Matches(a *schema.Alert) []string {
 	var names []string
 	for _, i := range p.index.Match(a) {
-		names = append(names, p.repo.Playbooks[i].Name)
+		names = append(names, p.playbooks[i].Name)
 	}
 	return names
 }
 
 // Render renders one playbook by name for a, whether it matches or not.
 func (p *Planner) Render(name string, a *schema.Alert) (*render.Plan, error) {
-	for _, pb := range p.repo.Playbooks {
-		if pb.Name == name {
-			return p.renderer.Render(pb, a)
-		}
+	if pb, ok := p.byName[name]; ok {
+		return p.render(pb, a)
 	}
 	return nil, fmt.Errorf("no playbook %q", name)
+}
+
+func (p *Planner) render(pb *repo.Playbook, a *schema.Alert) (*render.Plan, error) {
+	if p.cueOnly {
+		return p.renderer.RenderCUE(pb, a)
+	}
+	return p.renderer.Render(pb, a)
 }
 
 // Group returns the labels of a that pb groups incidents by; a label the

@@ -1,19 +1,23 @@
 // Package render turns a matched playbook and an alert into concrete,
-// typed steps by evaluating the playbook's CUE with the alert bound to
-// `alert`.
+// typed steps: what evaluating the playbook's CUE with the alert bound to
+// `alert` gives. Playbooks whose steps only copy the alert's strings are
+// compiled to templates that give exactly that without CUE (template.go);
+// the others, and alerts a template cannot take, are evaluated.
 package render
 
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"cuelang.org/go/cue"
 	"cuelang.org/go/cue/cuecontext"
-	"cuelang.org/go/cue/errors"
+	cueerrors "cuelang.org/go/cue/errors"
 
 	"github.com/firebreak-dev/firebreak/engine/repo"
 	"github.com/firebreak-dev/firebreak/schema"
@@ -26,13 +30,25 @@ import (
 // many renders.
 const DefaultMaxUses = 2000
 
-// Renderer renders playbooks. It is safe for concurrent use: it keeps one
-// generation per CPU and each render holds one generation exclusively.
+// Renderer renders playbooks. It is safe for concurrent use: templates
+// are immutable once compiled, and for CUE it keeps one generation per
+// CPU, each render holding one generation exclusively.
 type Renderer struct {
 	maxUses int
 	pool    chan *generation
 	built   atomic.Int64 // generations built, for tests
+	// templates maps a *repo.Playbook to its *template, to a nil one when
+	// only CUE can render it (see template.go), or to queued while it waits
+	// to be compiled.
+	templates sync.Map
+
+	mu        sync.Mutex
+	queue     []*repo.Playbook
+	compiling bool // a goroutine is compiling the queue
 }
+
+// queued marks a playbook whose template is being compiled.
+var queued = &template{}
 
 // generation is a cue.Context with what was compiled in it.
 type generation struct {
@@ -40,6 +56,9 @@ type generation struct {
 	defs  *schema.Defs
 	units map[*repo.Unit]cue.Value
 	uses  int
+	// checked holds the constraints compile checked against CUE, by
+	// their syntax.
+	checked map[string]checkedConstraint
 }
 
 // New returns a Renderer; maxUses <= 0 means DefaultMaxUses.
@@ -69,8 +88,118 @@ var (
 	titlePath     = cue.ParsePath("title")
 )
 
-// Render evaluates pb's steps and on_failure with a bound to alert.
+// Render evaluates pb's steps and on_failure with a bound to alert: from
+// pb's template when it has one and a has what it reads, else with CUE.
+// The first time, it queues pb's template to be compiled off the request
+// path (see Warm to have them all ready).
 func (r *Renderer) Render(pb *repo.Playbook, a *schema.Alert) (*Plan, error) {
+	if t := r.template(pb); t != nil {
+		if p, ok := t.instantiate(a); ok {
+			return p, nil
+		}
+	} else {
+		r.schedule(pb)
+	}
+	return r.RenderCUE(pb, a)
+}
+
+// template returns pb's template, or nil while it has none.
+func (r *Renderer) template(pb *repo.Playbook) *template {
+	if t, ok := r.templates.Load(pb); ok && t.(*template) != queued {
+		return t.(*template)
+	}
+	return nil
+}
+
+// schedule queues pb's template to be compiled off the request path, by
+// a goroutine in a cue.Context of its own that ends with the queue.
+func (r *Renderer) schedule(pb *repo.Playbook) {
+	if _, decided := r.templates.LoadOrStore(pb, queued); decided {
+		return
+	}
+	r.mu.Lock()
+	r.queue = append(r.queue, pb)
+	start := !r.compiling
+	r.compiling = true
+	r.mu.Unlock()
+	if start {
+		go r.compileQueue()
+	}
+}
+
+func (r *Renderer) compileQueue() {
+	var g *generation
+	for {
+		r.mu.Lock()
+		if len(r.queue) == 0 {
+			r.compiling = false
+			r.mu.Unlock()
+			return
+		}
+		pb := r.queue[0]
+		r.queue = r.queue[1:]
+		r.mu.Unlock()
+		if g == nil || g.uses >= r.maxUses {
+			var err error
+			if g, err = newGeneration(); err != nil {
+				r.templates.Store(pb, (*template)(nil))
+				continue
+			}
+		}
+		g.uses++
+		r.templates.Store(pb, g.compile(pb))
+	}
+}
+
+// RenderCUE renders pb with CUE alone, never from a template: what
+// templates are checked against.
+func (r *Renderer) RenderCUE(pb *repo.Playbook, a *schema.Alert) (*Plan, error) {
+	return r.withGeneration(func(g *generation) (*Plan, error) { return g.render(pb, a) })
+}
+
+// Compiled reports whether pb renders from a template.
+func (r *Renderer) Compiled(pb *repo.Playbook) bool {
+	return r.template(pb) != nil
+}
+
+// Warm compiles the templates of pbs ahead of their first render, on one
+// goroutine per CPU, each in a cue.Context of its own that is dropped
+// afterwards: a server calls it at startup so that no alert waits for a
+// compile.
+func (r *Renderer) Warm(pbs []*repo.Playbook) error {
+	var next atomic.Int64
+	workers := min(cap(r.pool), len(pbs))
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			var g *generation
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(pbs) {
+					return
+				}
+				pb := pbs[i]
+				if t, done := r.templates.Load(pb); done && t.(*template) != queued {
+					continue
+				}
+				if g == nil || g.uses >= r.maxUses {
+					var err error
+					if g, err = newGeneration(); err != nil {
+						errs[w] = err
+						return
+					}
+				}
+				g.uses++
+				r.templates.Store(pb, g.compile(pb))
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+func (r *Renderer) withGeneration(f func(*generation) (*Plan, error)) (*Plan, error) {
 	g := <-r.pool
 	defer func() { r.pool <- g }()
 	if g == nil || g.uses >= r.maxUses {
@@ -81,7 +210,7 @@ func (r *Renderer) Render(pb *repo.Playbook, a *schema.Alert) (*Plan, error) {
 		r.built.Add(1)
 	}
 	g.uses++
-	return g.render(pb, a)
+	return f(g)
 }
 
 func newGeneration() (*generation, error) {
@@ -90,17 +219,26 @@ func newGeneration() (*generation, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &generation{ctx: ctx, defs: defs, units: map[*repo.Unit]cue.Value{}}, nil
+	return &generation{ctx: ctx, defs: defs, units: map[*repo.Unit]cue.Value{}, checked: map[string]checkedConstraint{}}, nil
 }
 
-func (g *generation) render(pb *repo.Playbook, a *schema.Alert) (*Plan, error) {
+// unit returns pb's unit built in g.
+func (g *generation) unit(pb *repo.Playbook) (cue.Value, error) {
 	u, ok := g.units[pb.Unit]
 	if !ok {
 		u = g.ctx.BuildInstance(pb.Unit.Instance())
 		g.units[pb.Unit] = u
 	}
 	if err := u.Err(); err != nil {
-		return nil, fmt.Errorf("playbook %s: %w", pb.Name, oneLine(err))
+		return u, fmt.Errorf("playbook %s: %w", pb.Name, oneLine(err))
+	}
+	return u, nil
+}
+
+func (g *generation) render(pb *repo.Playbook, a *schema.Alert) (*Plan, error) {
+	u, err := g.unit(pb)
+	if err != nil {
+		return nil, err
 	}
 	v := u.FillPath(alertPath, g.ctx.Encode(a.Data())).LookupPath(cue.MakePath(cue.Str(pb.Name)))
 	steps, err := g.steps(v.LookupPath(stepsPath))
@@ -247,7 +385,7 @@ func nameSteps(steps, onFailure []schema.Step) {
 // one-line CLI messages.
 func oneLine(err error) error {
 	var parts []string
-	for _, e := range errors.Errors(err) {
+	for _, e := range cueerrors.Errors(err) {
 		parts = append(parts, strings.Join(strings.Fields(strings.TrimSuffix(e.Error(), ":")), " "))
 	}
 	if len(parts) == 0 {

@@ -215,10 +215,12 @@ func TestNameSteps(t *testing.T) {
 }
 
 // TestGenerationsRotate checks the memory bound: a renderer drops its
-// cue.Context after maxUses renders, so that however CUE's memory behaves
-// inside a context, a server that plans for months stays bounded. (With
-// CUE v0.17.1 and this render pattern the heap was measured flat even
-// without rotation; the bench checks 100,000 plans.)
+// cue.Context after maxUses renders with CUE, so that however CUE's memory
+// behaves inside a context, a server that plans for months stays bounded.
+// (With CUE v0.17.1 and this render pattern the heap was measured flat even
+// without rotation; the bench checks 100,000 plans.) Renders from
+// templates use no context at all (TestTemplatesSkipCUE), so this one
+// renders with CUE throughout.
 func TestGenerationsRotate(t *testing.T) {
 	dir := writeRepo(t, crossRefs)
 	r := loadValid(t, dir)
@@ -227,7 +229,7 @@ func TestGenerationsRotate(t *testing.T) {
 	pool := int64(cap(rd.pool))
 	for i := range 1000 {
 		a.Labels["service"] = fmt.Sprintf("api-%d", i)
-		got, err := rd.Render(r.Playbooks[0], a)
+		got, err := rd.RenderCUE(r.Playbooks[0], a)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -251,8 +253,10 @@ func mustJSON(t *testing.T, v any) string {
 }
 
 // TestConcurrentRenders renders from several goroutines, as a server
-// does; with -race it proves units are not written to while shared, and
-// the unit templates are not touched by the contexts that compile them.
+// does, with CUE and through Render (from templates once they are
+// compiled in the background); with -race it proves units are not written
+// to while shared, and the unit templates are not touched by the contexts
+// that compile them.
 func TestConcurrentRenders(t *testing.T) {
 	dir := writeRepo(t, crossRefs)
 	r := loadValid(t, dir)
@@ -264,6 +268,10 @@ func TestConcurrentRenders(t *testing.T) {
 			for i := range 100 {
 				a.Labels["service"] = fmt.Sprintf("api-%d-%d", g, i)
 				if _, err := rd.Render(r.Playbooks[i%2], a); err != nil {
+					t.Error(err)
+					return
+				}
+				if _, err := rd.RenderCUE(r.Playbooks[i%2], a); err != nil {
 					t.Error(err)
 					return
 				}

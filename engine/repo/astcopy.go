@@ -60,3 +60,13 @@ func deepCopy(v reflect.Value) reflect.Value {
 	}
 	return v
 }
+
+// unresolve clears what name resolution wrote into the identifiers of d.
+func unresolve(d ast.Decl) {
+	ast.Walk(d, func(n ast.Node) bool {
+		if id, ok := n.(*ast.Ident); ok {
+			id.Node, id.Scope = nil, nil
+		}
+		return true
+	}, nil)
+}

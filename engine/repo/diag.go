@@ -125,6 +125,19 @@ func (ds *diags) cue(err error, fallback token.Pos, fallbackFile string) {
 	}
 }
 
+// declared is the position of the first declaration of the playbook
+// being checked, or fallback. A playbook's file is where it is declared:
+// its value's position can be that of a pattern constraint in another
+// file that applies to it.
+func (ds *diags) declared(fallback token.Pos) token.Pos {
+	if len(ds.prefer) > 0 {
+		if p := ds.prefer[0].Pos(); p.IsValid() {
+			return p
+		}
+	}
+	return fallback
+}
+
 // userPos is the position of e to show: the first inside the preferred
 // declarations, else the first in a user file, not the schema.
 func (ds *diags) userPos(e errors.Error, fallback token.Pos) token.Pos {

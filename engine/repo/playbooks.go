@@ -6,11 +6,14 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"cuelang.org/go/cue/cuecontext"
 
 	"cuelang.org/go/cue"
+	"cuelang.org/go/cue/ast"
+	"cuelang.org/go/cue/build"
 	cueerrors "cuelang.org/go/cue/errors"
 	"cuelang.org/go/cue/token"
 
@@ -38,14 +41,10 @@ func (l *loader) playbooks(cfg *schema.Config) []*Playbook {
 	for _, pos := range units.misplaced {
 		l.ds.at(pos, PlaybooksDir, "%s is declared by firebreak: it is the triggering alert; rename this field", AlertName)
 	}
-	out := l.validateAll(units, cfg)
+	out, parts := l.validateAll(units, cfg)
 	// Regular expressions are compiled where matching compiles them, so
 	// validate and the engine can never disagree on one.
-	entries := make([]match.Entry, len(out))
-	for i, pb := range out {
-		entries[i] = match.Entry{Name: pb.Name, Match: pb.Match}
-	}
-	ix, err := match.Compile(entries)
+	ix, err := match.Join(parts...)
 	if err != nil {
 		l.ds.cue(err, token.NoPos, PlaybooksDir)
 	}
@@ -57,14 +56,33 @@ func (l *loader) playbooks(cfg *schema.Config) []*Playbook {
 // split into one group per CPU, and each group is evaluated as its own
 // unit in its own cue.Context (a context is not safe for concurrent use).
 // Small repositories stay on one goroutine.
-func (l *loader) validateAll(units *units, cfg *schema.Config) []*Playbook {
+//
+// Each group also compiles its playbooks' matches (match.CompilePart), in
+// the context they were evaluated in, for playbooks to join into an index.
+func (l *loader) validateAll(units *units, cfg *schema.Config) ([]*Playbook, []*match.Part) {
 	workers := min(runtime.GOMAXPROCS(0), 1+len(units.names)/100)
 	groups := make([][]string, workers)
 	for i, name := range units.names {
 		w := i * workers / len(units.names)
 		groups[w] = append(groups[w], name)
 	}
+	// Each group's syntax is made here, before any group resolves names
+	// in it: a group's own playbooks are its alone, and everything else its
+	// unit holds (the declaration of alert, definitions, helpers, a playbook
+	// that one of the group's builds on) may be in other groups' units too,
+	// so it is copied.
+	syntax := make([]*unitSyntax, workers)
+	for w, names := range groups {
+		own := map[ast.Decl]bool{}
+		for _, name := range names {
+			for _, ref := range units.byName[name] {
+				own[ref.decl] = true
+			}
+		}
+		syntax[w] = units.unit(names...).syntax(own)
+	}
 	results := make([][]*Playbook, workers)
+	parts := make([]*match.Part, workers)
 	subs := make([]*loader, workers)
 	var wg sync.WaitGroup
 	for w := range groups {
@@ -73,7 +91,14 @@ func (l *loader) validateAll(units *units, cfg *schema.Config) []*Playbook {
 			sub = &loader{ctx: cuecontext.New(), dir: l.dir, ds: &diags{dir: l.dir}}
 		}
 		subs[w] = sub
-		wg.Go(func() { results[w] = sub.validateGroup(units, groups[w], cfg) })
+		wg.Go(func() {
+			results[w] = sub.validateGroup(units, groups[w], syntax[w].instance(), cfg)
+			entries := make([]match.Entry, len(results[w]))
+			for i, pb := range results[w] {
+				entries[i] = match.Entry{Name: pb.Name, Match: pb.Match}
+			}
+			parts[w] = match.CompilePart(entries)
+		})
 	}
 	wg.Wait()
 	var out []*Playbook
@@ -85,14 +110,14 @@ func (l *loader) validateAll(units *units, cfg *schema.Config) []*Playbook {
 		}
 		out = append(out, results[w]...)
 	}
-	return out
+	return out, parts
 }
 
 // validateGroup validates the playbooks names, evaluated together as one
 // unit. An error in one playbook poisons the package value, so each
 // playbook is checked on its own and the package error is reported only
 // when no playbook explains it.
-func (l *loader) validateGroup(units *units, names []string, cfg *schema.Config) []*Playbook {
+func (l *loader) validateGroup(units *units, names []string, inst *build.Instance, cfg *schema.Config) []*Playbook {
 	if l.defs == nil {
 		defs, err := schema.Compile(l.ctx)
 		if err != nil {
@@ -101,13 +126,17 @@ func (l *loader) validateGroup(units *units, names []string, cfg *schema.Config)
 		}
 		l.defs = defs
 	}
-	inst := units.unit(names...).Instance()
+	// Under copiesAlert, one evaluation does, unless a match may hold a
+	// string of the alert.
+	if tainted, ok := taintedNames(inst.Files); ok && !tainted["match"] && !noQuick {
+		return l.validateQuick(units, names, inst, cfg)
+	}
 	pkg := l.ctx.BuildInstance(inst)
 	// The same playbooks once more with alert bound to a probe: every label
 	// and annotation they read set to a placeholder, so that values computed
 	// from the alert are concrete and a missing field shows as incomplete.
 	// One evaluation of the package, as cue vet does, not one per playbook.
-	probed := l.ctx.BuildInstance(withProbe(inst))
+	probed := l.ctx.BuildInstance(withProbe(inst, placeholders, schemaFile(inst.PkgName)))
 	before := len(l.ds.list)
 	var out []*Playbook
 	for _, name := range names {
@@ -121,6 +150,68 @@ func (l *loader) validateGroup(units *units, names []string, cfg *schema.Config)
 	}
 	if err := pkg.Err(); err != nil && len(l.ds.list) == before {
 		l.ds.cue(err, token.NoPos, PlaybooksDir)
+	}
+	return out
+}
+
+// noQuick turns validateQuick off, for tests that compare it with the
+// two evaluations it replaces.
+var noQuick = false
+
+// quickVouched counts the playbooks validateQuick vouched for, for tests.
+var quickVouched atomic.Int64
+
+// validateQuick validates playbooks whose package reads the alert only by
+// copying its strings (copiesAlert), and whose matches hold none of them,
+// with one evaluation instead of validateGroup's two. The probe alert's
+// strings are a token nobody can write, so a value depends on the alert
+// exactly when it contains the token, which is what playbook learns from
+// the evaluation without the probe; the match, which does not depend on
+// the alert, is read from the same evaluation, under a schema that leaves
+// it open (quickSchemaFile). quick vouches for the playbooks that have no
+// problem at all; every other is checked by playbook, exactly as
+// validateGroup does, against evaluations made only then, so that every
+// message is the one validateGroup gives.
+func (l *loader) validateQuick(units *units, names []string, inst *build.Instance, cfg *schema.Config) []*Playbook {
+	tok := probeToken()
+	probed := l.ctx.BuildInstance(withProbe(inst, tok, quickSchemaFile(inst.PkgName)))
+	// validateGroup's two evaluations, for the playbooks quick cannot
+	// vouch for.
+	var pkg, full cue.Value
+	built := false
+	slow := func() (cue.Value, cue.Value) {
+		if !built {
+			pkg = l.ctx.BuildInstance(inst)
+			full = l.ctx.BuildInstance(withProbe(inst, placeholders, schemaFile(inst.PkgName)))
+			built = true
+		}
+		return pkg, full
+	}
+	before := len(l.ds.list)
+	q := newQuick(l, tok.token, cfg)
+	var out []*Playbook
+	for _, name := range names {
+		l.ds.prefer = units.decls(name)
+		pb := q.playbook(probed, name)
+		if pb != nil {
+			quickVouched.Add(1)
+		} else {
+			pkg, full := slow()
+			pb = l.playbook(pkg, full, name, cfg)
+		}
+		l.ds.prefer = nil
+		if pb != nil {
+			pb.Unit = units.unit(name)
+			out = append(out, pb)
+		}
+	}
+	// As in validateGroup, a package error no playbook explains. The
+	// package has none when this evaluation, of the same files and more,
+	// has none.
+	if len(l.ds.list) == before && probed.Err() != nil {
+		if pkg, _ := slow(); pkg.Err() != nil {
+			l.ds.cue(pkg.Err(), token.NoPos, PlaybooksDir)
+		}
 	}
 	return out
 }
@@ -176,7 +267,8 @@ func (l *loader) playbook(pkg, probed cue.Value, name string, cfg *schema.Config
 	for _, err := range concreteErrs {
 		l.missing(pkg, err, pos, file)
 	}
-	pb = &Playbook{Name: name, File: file, Line: pos.Line(), Match: raw.LookupPath(l.sel("match"))}
+	at := l.ds.declared(pos)
+	pb = &Playbook{Name: name, File: l.ds.rel(at.Filename()), Line: at.Line(), Match: raw.LookupPath(l.sel("match"))}
 	var meta struct {
 		Title    string   `json:"title"`
 		Owner    string   `json:"owner"`

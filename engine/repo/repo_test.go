@@ -169,3 +169,29 @@ func TestParallelValidation(t *testing.T) {
 		t.Errorf("got %d playbooks, first %s", len(r.Playbooks), r.Playbooks[0].Name)
 	}
 }
+
+// TestPlaybookFile checks that a playbook's file and line are those of its
+// first declaration, not of a pattern constraint elsewhere that applies to
+// it.
+func TestPlaybookFile(t *testing.T) {
+	dir := writeFiles(t, map[string]string{
+		"firebreak.cue":      config,
+		"playbooks/defs.cue": "package playbooks\n\n_common: {owner: \"@acme/team\", severity: \"high\", cooldown: \"5m\"}\n\n[=~\"^svc_\"]: group_by: [\"service\"]\n",
+		"playbooks/a.cue":    "package playbooks\n\nsvc_a: _common & {\n\ttitle: \"a\"\n\tmatch: labels: alertname: \"A\"\n\tsteps: [{notify: {channel: \"oncall\", text: \"x\"}}]\n}\n",
+		"playbooks/b.cue":    "package playbooks\n\nsvc_a: description: \"declared again\"\n",
+	})
+	for _, quick := range []bool{true, false} {
+		noQuick = !quick
+		r, err := Load(dir)
+		noQuick = false
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !r.Valid() || len(r.Playbooks) != 1 {
+			t.Fatalf("diagnostics %v, %d playbooks", r.Diagnostics, len(r.Playbooks))
+		}
+		if pb := r.Playbooks[0]; pb.File != "playbooks/a.cue" || pb.Line != 3 || len(pb.GroupBy) != 1 {
+			t.Errorf("one evaluation %v: playbook at %s:%d, group_by %v; want playbooks/a.cue:3, [service]", quick, pb.File, pb.Line, pb.GroupBy)
+		}
+	}
+}

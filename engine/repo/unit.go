@@ -1,10 +1,13 @@
 package repo
 
 import (
+	"crypto/rand"
 	"encoding/json"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/firebreak-dev/firebreak/schema"
 
@@ -37,15 +40,50 @@ type Unit struct {
 // cue.Context for the life of a server, must not share a tree. Errors
 // surface in BuildInstance.
 func (u *Unit) Instance() *build.Instance {
-	inst := build.NewContext().NewInstance("playbooks", nil)
-	inst.PkgName = "playbooks"
-	inst.Imports = u.Imports
+	return u.syntax(nil).instance()
+}
+
+// unitSyntax is the syntax of a unit's instance, not yet resolved.
+type unitSyntax struct {
+	u     *Unit
+	files []*ast.File
+	own   map[ast.Decl]bool
+}
+
+// syntax makes the syntax of an instance of u: declarations copied, except
+// those in own, which the caller has to itself for as long as the instance
+// is in use. Copying reads declarations that other instances' resolution
+// may write, so syntax must not run concurrently with instance for them.
+func (u *Unit) syntax(own map[ast.Decl]bool) *unitSyntax {
+	us := &unitSyntax{u: u, own: own}
 	for _, f := range u.Files {
 		decls := make([]ast.Decl, len(f.Decls))
 		for i, d := range f.Decls {
-			decls[i] = copyDecl(d)
+			if own[d] {
+				decls[i] = d
+			} else {
+				decls[i] = copyDecl(d)
+			}
 		}
-		_ = inst.AddSyntax(&ast.File{Filename: f.Filename, Decls: decls})
+		us.files = append(us.files, &ast.File{Filename: f.Filename, Decls: decls})
+	}
+	return us
+}
+
+// instance resolves the syntax into a build instance. The declarations in
+// own are reset first: cue/load resolved them in the package's files, not
+// in the unit's.
+func (us *unitSyntax) instance() *build.Instance {
+	inst := build.NewContext().NewInstance("playbooks", nil)
+	inst.PkgName = "playbooks"
+	inst.Imports = us.u.Imports
+	for _, f := range us.files {
+		for _, d := range f.Decls {
+			if us.own[d] {
+				unresolve(d)
+			}
+		}
+		_ = inst.AddSyntax(f)
 	}
 	return inst
 }
@@ -65,10 +103,13 @@ type units struct {
 	// always holds declarations that affect every field.
 	always    []declRef
 	misplaced []token.Pos
+	// refs holds the identifiers of each declaration, computed once:
+	// unit is called for every playbook, concurrently.
+	refs map[ast.Decl][]string
 }
 
 func newUnits(inst *build.Instance) *units {
-	us := &units{inst: inst, byName: map[string][]declRef{}}
+	us := &units{inst: inst, byName: map[string][]declRef{}, refs: map[ast.Decl][]string{}}
 	seen := map[string]bool{}
 	for i, f := range inst.Files {
 		ours := strings.HasSuffix(f.Filename, alertFile)
@@ -98,6 +139,31 @@ func newUnits(inst *build.Instance) *units {
 				us.always = append(us.always, ref)
 			}
 		}
+	}
+	// The identifiers of every declaration, on one goroutine per CPU: the
+	// walks only read the syntax.
+	var decls []ast.Decl
+	for _, refs := range us.byName {
+		for _, ref := range refs {
+			decls = append(decls, ref.decl)
+		}
+	}
+	for _, ref := range us.always {
+		decls = append(decls, ref.decl)
+	}
+	ids := make([][]string, len(decls))
+	var wg sync.WaitGroup
+	workers := runtime.GOMAXPROCS(0)
+	for w := range workers {
+		wg.Go(func() {
+			for i := w; i < len(decls); i += workers {
+				ids[i] = identifiers(decls[i])
+			}
+		})
+	}
+	wg.Wait()
+	for i, d := range decls {
+		us.refs[d] = ids[i]
 	}
 	return us
 }
@@ -137,7 +203,7 @@ func (us *units) unit(playbooks ...string) *Unit {
 			return
 		}
 		included[ref.decl] = true
-		for id := range identifiers(ref.decl) {
+		for _, id := range us.refs[ref.decl] {
 			if !names[id] {
 				queue = append(queue, id)
 			}
@@ -224,13 +290,16 @@ func importName(s *ast.ImportSpec) string {
 	return p[strings.LastIndexByte(p, '/')+1:]
 }
 
-// identifiers returns every identifier name in n: an over-approximation of
-// what it references, which only ever adds declarations to a unit.
-func identifiers(n ast.Node) map[string]bool {
-	ids := map[string]bool{}
+// identifiers returns every identifier name in n, once each: an
+// over-approximation of what it references, which only ever adds
+// declarations to a unit.
+func identifiers(n ast.Node) []string {
+	var ids []string
+	seen := map[string]bool{}
 	ast.Walk(n, func(n ast.Node) bool {
-		if id, ok := n.(*ast.Ident); ok {
-			ids[id.Name] = true
+		if id, ok := n.(*ast.Ident); ok && !seen[id.Name] {
+			seen[id.Name] = true
+			ids = append(ids, id.Name)
 		}
 		return true
 	}, nil)
@@ -239,25 +308,29 @@ func identifiers(n ast.Node) map[string]bool {
 
 // withProbe returns inst with alert bound to a probe alert in which every
 // label and annotation that any file reads is set, so that validation can
-// tell a missing field from one the alert will fill in.
-func withProbe(inst *build.Instance) *build.Instance {
+// tell a missing field from one the alert will fill in, and with the
+// schema file sf joined to the package.
+func withProbe(inst *build.Instance, pv probe, sf *ast.File) *build.Instance {
 	out := build.NewContext().NewInstance(inst.Dir, nil)
 	out.PkgName, out.Imports = inst.PkgName, inst.Imports
 	for _, f := range inst.Files {
-		if strings.HasSuffix(f.Filename, alertFile) {
-			data, _ := json.Marshal(probeAlert(inst.Files))
-			decl, err := parser.ParseFile(f.Filename, "package "+inst.PkgName+"\n\nalert: close("+string(data)+")\n")
-			if err != nil {
-				panic(err) // the JSON of a map is CUE
-			}
-			f = decl
+		if !strings.HasSuffix(f.Filename, alertFile) {
+			// Resolved when inst was made: AddSyntax would only walk it
+			// again.
+			out.Files = append(out.Files, f)
+			continue
 		}
-		_ = out.AddSyntax(f)
+		data, _ := json.Marshal(pv.alert(inst.Files))
+		decl, err := parser.ParseFile(f.Filename, "package "+inst.PkgName+"\n\nalert: close("+string(data)+")\n")
+		if err != nil {
+			panic(err) // the JSON of a map is CUE
+		}
+		_ = out.AddSyntax(decl)
 	}
 	// The schema joins the package, so that the one evaluation of the
 	// package checks every playbook against it, as cue vet does; its
 	// definitions are renamed so they cannot meet the user's own.
-	_ = out.AddSyntax(schemaFile(inst.PkgName))
+	_ = out.AddSyntax(sf)
 	return out
 }
 
@@ -276,9 +349,81 @@ func schemaFile(pkg string) *ast.File {
 	return f
 }
 
-// probeAlert is an alert with every label and annotation files read set
-// to a placeholder.
-func probeAlert(files []*ast.File) map[string]any {
+// matchCheck is the hidden field of a playbook in which quickSchemaFile
+// meets its match with the schema's constraint.
+const matchCheck = "_firebreakMatchCheck"
+
+// quickSchemaFile is schemaFile for validateQuick's one evaluation, with
+// no constraint on a playbook's match, which is then the user's own
+// constraint, as evaluated without the schema. Playbooks are constrained
+// by #Playbook's fields, match: _ in place of its match, closed with
+// close, which unlike a definition does not close the match; the schema's
+// constraint on the match is met in the hidden field matchCheck instead,
+// where the evaluation reports its errors.
+func quickSchemaFile(pkg string) *ast.File {
+	f := schemaFile(pkg)
+	var elts []ast.Decl
+	for _, d := range f.Decls {
+		pf, ok := d.(*ast.Field)
+		if !ok {
+			continue
+		}
+		st, ok := pf.Value.(*ast.StructLit)
+		if name, _, _ := ast.LabelName(pf.Label); !ok || name != "#FirebreakPlaybook" {
+			continue
+		}
+		for _, e := range st.Elts {
+			e = copyDecl(e)
+			if mf, ok := e.(*ast.Field); ok {
+				if name, _, _ := ast.LabelName(mf.Label); name == "match" {
+					mf.Value = ast.NewIdent("_")
+				}
+			}
+			elts = append(elts, e)
+		}
+	}
+	pattern, ok := f.Decls[len(f.Decls)-1].(*ast.Field)
+	if !ok || len(elts) == 0 {
+		panic("schema: no #Playbook") // a test loads it
+	}
+	check, err := parser.ParseExpr("schema/firebreak.cue", "#FirebreakPlaybook.match & match")
+	if err != nil {
+		panic(err)
+	}
+	elts = append(elts, &ast.Field{Label: ast.NewIdent(matchCheck), Value: check})
+	pattern.Value = &ast.CallExpr{Fun: ast.NewIdent("close"), Args: []ast.Expr{&ast.StructLit{Elts: elts}}}
+	return f
+}
+
+// probe says what the probe alert holds: placeholders, or, with a token,
+// the token in every string.
+type probe struct{ token string }
+
+// placeholders is the probe alert of playbook: the reading of values that
+// depend on the alert does not matter, only that they are concrete.
+var placeholders = probe{}
+
+// probeToken returns a probe whose token no playbook can contain: random
+// per load, of letters and digits so that it passes the schema's
+// constraints on names and paths as a placeholder does.
+func probeToken() probe {
+	const letters = "abcdefghijklmnopqrstuvwxyz0123456789"
+	b := make([]byte, 20)
+	_, _ = rand.Read(b)
+	for i := range b {
+		b[i] = letters[int(b[i])%len(letters)]
+	}
+	return probe{token: "fb" + string(b)}
+}
+
+// alert is an alert with every label and annotation files read set.
+func (pv probe) alert(files []*ast.File) map[string]any {
+	placeholder, ts := "probe", "2006-01-02T15:04:05Z"
+	source, status, fingerprint, url := "generic", "firing", "probe", "http://probe"
+	if pv.token != "" {
+		placeholder, ts = pv.token, pv.token
+		source, status, fingerprint, url = pv.token, pv.token, pv.token, pv.token
+	}
 	labels, annotations := map[string]any{}, map[string]any{}
 	for _, f := range files {
 		ast.Walk(f, func(n ast.Node) bool {
@@ -305,17 +450,16 @@ func probeAlert(files []*ast.File) map[string]any {
 			}
 			switch field, _, _ := ast.LabelName(sel.Sel); field {
 			case "labels":
-				labels[key] = "probe"
+				labels[key] = placeholder
 			case "annotations":
-				annotations[key] = "probe"
+				annotations[key] = placeholder
 			}
 			return true
 		}, nil)
 	}
-	const ts = "2006-01-02T15:04:05Z"
 	return map[string]any{
-		"source": "generic", "status": "firing", "fingerprint": "probe",
+		"source": source, "status": status, "fingerprint": fingerprint,
 		"labels": labels, "annotations": annotations,
-		"startsAt": ts, "endsAt": ts, "receivedAt": ts, "generatorURL": "http://probe",
+		"startsAt": ts, "endsAt": ts, "receivedAt": ts, "generatorURL": url,
 	}
 }
