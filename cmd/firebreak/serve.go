@@ -138,7 +138,16 @@ func runServe(cmd *cobra.Command, g *globalOptions, args []string, opts *serveOp
 			}
 		}
 		first = false
-		return w.engine(cmd, d, l, true)
+		e, err := w.engine(cmd, d, l, true)
+		if err != nil {
+			return nil, err
+		}
+		// Compile every playbook's plan before the set goes live, so the
+		// first alert of each playbook does not wait on CUE.
+		if err := e.Planner.Warm(); err != nil {
+			return nil, err
+		}
+		return e, nil
 	}
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
