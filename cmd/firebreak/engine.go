@@ -21,6 +21,7 @@ import (
 	"github.com/firebreak-dev/firebreak/engine/repo"
 	"github.com/firebreak-dev/firebreak/engine/respond"
 	"github.com/firebreak-dev/firebreak/engine/run"
+	"github.com/firebreak-dev/firebreak/schema"
 )
 
 // engineFlags are the flags of the commands that act on incidents.
@@ -72,6 +73,18 @@ func newWiring(cmd *cobra.Command, f *engineFlags) *wiring {
 	sec := secrets.New(f.secretsDir)
 	log := slog.New(secrets.Handler(slog.NewTextHandler(cmd.ErrOrStderr(), nil), sec))
 	return &wiring{sec: sec, log: log, store: gitrepo.NewStore(f.cache(), log)}
+}
+
+// env is the sandbox's view of the world for the repository's config:
+// the secrets, HTTP to declared hosts only, the cache of target clones.
+func (w *wiring) env(cfg *schema.Config) *actions.Env {
+	return &actions.Env{
+		Config:  cfg,
+		Secrets: w.sec,
+		HTTP:    webclient.New(webclient.Options{AllowedHosts: webclient.AllowedHosts(cfg), Redact: w.sec.Redact, Log: w.log}),
+		Git:     w.store,
+		Log:     w.log,
+	}
 }
 
 // head returns the branch and commit checked out in dir.
@@ -136,13 +149,7 @@ func (w *wiring) engine(cmd *cobra.Command, dir string, l *ledger.Ledger, valid 
 			return nil, err
 		}
 	}
-	env := &actions.Env{
-		Config:  r.Config,
-		Secrets: w.sec,
-		HTTP:    webclient.New(webclient.Options{AllowedHosts: webclient.AllowedHosts(r.Config), Redact: w.sec.Redact, Log: w.log}),
-		Git:     w.store,
-		Log:     w.log,
-	}
+	env := w.env(r.Config)
 	e.Runner = &run.Runner{Env: env, Actions: registry.Actions, Log: w.log}
 	if gh := r.Config.GitHub; gh != nil {
 		if _, err := w.sec.Get(gh.Token.Secret); err != nil {

@@ -6,18 +6,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/firebreak-dev/firebreak/actions"
-	"github.com/firebreak-dev/firebreak/actions/gitrepo"
 	"github.com/firebreak-dev/firebreak/actions/registry"
-	"github.com/firebreak-dev/firebreak/actions/secrets"
-	"github.com/firebreak-dev/firebreak/actions/webclient"
 	"github.com/firebreak-dev/firebreak/engine/alert"
 	"github.com/firebreak-dev/firebreak/engine/respond"
 	"github.com/firebreak-dev/firebreak/engine/run"
@@ -179,16 +174,9 @@ func dryRun(cmd *cobra.Command, g *globalOptions, args []string, opts *runOption
 	if err != nil {
 		return err
 	}
-	sec := secrets.New(opts.engine.secretsDir)
-	log := slog.New(secrets.Handler(slog.NewTextHandler(cmd.ErrOrStderr(), nil), sec))
-	env := &actions.Env{
-		Config:  r.Config,
-		Secrets: sec,
-		HTTP:    webclient.New(webclient.Options{AllowedHosts: webclient.AllowedHosts(r.Config), Redact: sec.Redact, Log: log}),
-		Git:     gitrepo.NewStore(opts.engine.cache(), log),
-		Log:     log,
-	}
-	runner := &run.Runner{Env: env, Actions: registry.Actions, DryRun: true, Log: log}
+	w := newWiring(cmd, &opts.engine)
+	log := w.log
+	runner := &run.Runner{Env: w.env(r.Config), Actions: registry.Actions, DryRun: true, Log: log}
 	var reports []runReport
 	for i := range alerts {
 		res := p.Plan(&alerts[i])
