@@ -88,6 +88,11 @@ func compileEntry(e Entry, res regexps) (entry, []cueerrors.Error) {
 		return entry{}, []cueerrors.Error{errorf(token.NoPos, "playbook %s: no match value", e.Name)}
 	}
 	if err := m.Err(); err != nil {
+		// A bad regexp in a pattern constraint fails evaluation itself
+		// (CUE applies [=~"("] to the match's own fields): say which.
+		if errs := checkRegexps(e.Name, m, m.Syntax(cue.Raw()), res); errs != nil {
+			return entry{}, errs
+		}
 		// What CUE makes of an erroneous match depends on how the error
 		// came about (a closed match with a field the schema does not
 		// allow matches alerts once unified, and exports as an open
@@ -657,6 +662,9 @@ func leaf(f field, res regexps) (fieldPred, bool) {
 // the compiler leaves to CUE, so that a typo fails loading rather than
 // never matching.
 func checkRegexps(name string, m cue.Value, node ast.Node, res regexps) []cueerrors.Error {
+	if node == nil {
+		return nil
+	}
 	var errs []cueerrors.Error
 	seen := map[string]bool{}
 	ast.Walk(node, func(n ast.Node) bool {

@@ -387,6 +387,8 @@ func FuzzMatch(f *testing.F) {
 	f.Add("^H", "a", "b", "", uint8(29))
 	f.Add("", "a", "b", "c", uint8(30))
 	f.Add("^a", "a", "b", "c", uint8(31))
+	f.Add("(", "s", "x", "s", uint8(15)) // CUE itself fails on the bad pattern
+	f.Add("(", "s", "x", "s", uint8(31))
 	f.Fuzz(func(t *testing.T, re, v1, v2, val string, shape uint8) {
 		if !utf8.ValidString(re) || !utf8.ValidString(v1) || !utf8.ValidString(v2) {
 			t.Skip("CUE source is UTF-8")
