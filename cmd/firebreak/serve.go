@@ -25,6 +25,7 @@ type serveOptions struct {
 	stateDir      string
 	insecure      bool
 	workers       int
+	maxRuns       int
 	maxBody       int64
 	maxPending    int
 	poll          time.Duration
@@ -58,6 +59,12 @@ incidents the repository records as unfinished. Trouble recording answers
 5xx (Alertmanager sends again); too much waiting work answers 503 with
 Retry-After. Repeats of a firing alert join its open incident.
 
+The incident log is kept in memory ahead of the repository: an incident's
+steps start as soon as its alerts are handled, and its record follows in the
+next commit, which takes every change made since the last one (in a storm,
+one commit for hundreds of changes). An entry leaves the journal only once
+what it did is committed.
+
 Secrets, by name (FIREBREAK_SECRET_<NAME> or --secrets-dir): API_TOKEN (the
 bearer token), GITHUB_WEBHOOK_SECRET, PAGERDUTY_WEBHOOK_SECRET,
 GRAFANA_WEBHOOK_SECRET (optional). Without API_TOKEN the server refuses to
@@ -77,6 +84,7 @@ start unless --insecure. Every flag can also be set as FIREBREAK_<FLAG>
 	cmd.Flags().StringVar(&opts.stateDir, "state-dir", "", "where the journal of accepted alerts is kept (default: the user state dir)")
 	cmd.Flags().BoolVar(&opts.insecure, "insecure", false, "start without an API token: anyone can send alerts")
 	cmd.Flags().IntVar(&opts.workers, "workers", 4, "alert requests handled at once")
+	cmd.Flags().IntVar(&opts.maxRuns, "max-runs", 16, "runs of one playbook's steps going on at once")
 	cmd.Flags().Int64Var(&opts.maxBody, "max-body", 10<<20, "largest request body accepted, in bytes")
 	cmd.Flags().IntVar(&opts.maxPending, "max-pending", 10_000, "accepted requests waiting to be handled before 503s")
 	cmd.Flags().DurationVar(&opts.poll, "poll", 0, "reload the playbooks this often (e.g. 30s); 0: only on a push webhook")
@@ -129,6 +137,9 @@ func runServe(cmd *cobra.Command, g *globalOptions, args []string, opts *serveOp
 		return err
 	}
 	first := true
+	// One log and one set of run slots for every playbook set loaded.
+	var rec *respond.Recorder
+	slots := respond.NewRunSlots(opts.maxRuns)
 	load := func(ctx context.Context) (*respond.Engine, error) {
 		d := dir
 		if g.repoURL != "" && !first {
@@ -147,6 +158,12 @@ func runServe(cmd *cobra.Command, g *globalOptions, args []string, opts *serveOp
 		if err := e.Planner.Warm(); err != nil {
 			return nil, err
 		}
+		if rec == nil {
+			if rec, err = respond.NewRecorder(ctx, l, e.Repo.Config.Paths.Incidents, log); err != nil {
+				return nil, err
+			}
+		}
+		e.Recorder, e.RunSlots = rec, slots
 		return e, nil
 	}
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)

@@ -28,7 +28,7 @@ import (
 // that is not ValidID, a status that is not Valid, and a time outside
 // the years 1 to 9999.
 func Marshal(in *Incident) ([]byte, error) {
-	c := in.clone()
+	c := in.Clone()
 	c.Normalize()
 	if err := c.check(); err != nil {
 		return nil, err

@@ -155,7 +155,7 @@ func checkSafe(t *testing.T, in *Incident) {
 	}
 
 	// The record reads back as written, and writes the same again.
-	want := in.clone()
+	want := in.Clone()
 	want.Normalize()
 	got, err := Unmarshal(data)
 	if err != nil {

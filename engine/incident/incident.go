@@ -405,8 +405,8 @@ func (in *Incident) Normalize() {
 	}
 }
 
-// clone returns a deep copy of in.
-func (in *Incident) clone() *Incident {
+// Clone returns a deep copy of in.
+func (in *Incident) Clone() *Incident {
 	c := *in
 	c.Group = maps.Clone(in.Group)
 	c.Alerts = slices.Clone(in.Alerts)

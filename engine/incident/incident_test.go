@@ -170,7 +170,7 @@ func TestRoundTrip(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			before := tc.in.clone()
+			before := tc.in.Clone()
 			data, err := Marshal(tc.in)
 			if err != nil {
 				t.Fatal(err)

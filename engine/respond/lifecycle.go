@@ -19,6 +19,13 @@ func (e *Engine) Get(ctx context.Context, id string) (*incident.Incident, error)
 	if err != nil {
 		return nil, err
 	}
+	if e.Recorder != nil {
+		in, err := e.Recorder.get(p)
+		if in == nil && err == nil {
+			err = fmt.Errorf("incident %s: %w", id, ErrNotFound)
+		}
+		return in, err
+	}
 	data, err := e.Ledger.Read(ctx, p)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("incident %s: %w", id, ErrNotFound)

@@ -30,6 +30,7 @@ import (
 	"maps"
 	"slices"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/firebreak-dev/firebreak/engine/github"
@@ -56,8 +57,16 @@ type Engine struct {
 	Branch string
 	// PlaybooksCommit is the commit the playbooks were loaded from.
 	PlaybooksCommit string
-	Log             *slog.Logger
-	Now             func() time.Time
+	// Recorder, when set, keeps the incident log in memory and commits it
+	// behind (a server); without it every change is a commit before the
+	// engine goes on (the CLI).
+	Recorder *Recorder
+	// RunSlots bounds the runs of one playbook at once; with it Handle
+	// runs the steps of a batch's incidents concurrently, without it one
+	// after another.
+	RunSlots *RunSlots
+	Log      *slog.Logger
+	Now      func() time.Time
 
 	idxCache indexCache
 }
@@ -126,17 +135,74 @@ func (e *Engine) Handle(ctx context.Context, alerts []schema.Alert) ([]Outcome, 
 		}
 	}
 	groups := e.group(alerts)
-	var out []Outcome
-	var errs []error
-	for _, g := range groups {
-		o, err := e.handleGroup(ctx, g)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("playbook %s: %w", g.pb.Name, err))
-			o = Outcome{Playbook: g.pb.Name, Group: g.labels, What: Failed, Reason: err.Error()}
+	out := make([]Outcome, len(groups))
+	runs := make([]func() (*run.Result, error), len(groups))
+	errs := make([]error, len(groups))
+	// What each group does is decided in the order the alerts came;
+	// the steps of the incidents opened then run, at once with RunSlots.
+	for i, g := range groups {
+		out[i], runs[i], errs[i] = e.decide(ctx, g)
+	}
+	var wg sync.WaitGroup
+	for i, g := range groups {
+		if runs[i] == nil {
+			continue
 		}
-		out = append(out, o)
+		do := func() {
+			res, err := runs[i]()
+			out[i].Result, errs[i] = res, err
+		}
+		if e.RunSlots == nil {
+			do()
+			continue
+		}
+		release, err := e.RunSlots.take(ctx, g.pb.Name)
+		if err != nil {
+			errs[i] = err
+			continue
+		}
+		wg.Go(func() {
+			defer release()
+			do()
+		})
+	}
+	wg.Wait()
+	for i, g := range groups {
+		if errs[i] != nil {
+			out[i].What, out[i].Reason = Failed, errs[i].Error()
+			errs[i] = fmt.Errorf("playbook %s: %w", g.pb.Name, errs[i])
+		}
 	}
 	return out, errors.Join(errs...)
+}
+
+// RunSlots bounds how many runs of one playbook go on at once, so that a
+// storm of one alert does not start thousands of actions on one target.
+type RunSlots struct {
+	per int
+	mu  sync.Mutex
+	m   map[string]chan struct{}
+}
+
+// NewRunSlots allows per runs of each playbook at once (at least one).
+func NewRunSlots(per int) *RunSlots {
+	return &RunSlots{per: max(per, 1), m: map[string]chan struct{}{}}
+}
+
+func (s *RunSlots) take(ctx context.Context, playbook string) (release func(), err error) {
+	s.mu.Lock()
+	c, ok := s.m[playbook]
+	if !ok {
+		c = make(chan struct{}, s.per)
+		s.m[playbook] = c
+	}
+	s.mu.Unlock()
+	select {
+	case c <- struct{}{}:
+		return func() { <-c }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }
 
 func (e *Engine) group(alerts []schema.Alert) []*group {
@@ -180,24 +246,31 @@ func (e *Engine) playbook(name string) *repo.Playbook {
 	return nil
 }
 
-func (e *Engine) handleGroup(ctx context.Context, g *group) (Outcome, error) {
+// decision is what a group's alerts did to the incident log.
+type decision struct {
+	id, what, reason string
+	resume           bool // an open incident a gone runner left unfinished
+}
+
+// decide records g's alerts in the incident log — opening an incident,
+// joining one, resolving — and returns what is left to do: the steps to
+// run, if any.
+func (e *Engine) decide(ctx context.Context, g *group) (Outcome, func() (*run.Result, error), error) {
 	o := Outcome{Playbook: g.pb.Name, Group: g.labels}
 	firing := slices.ContainsFunc(g.alerts, func(a *schema.Alert) bool { return a.Status == "firing" })
 	if !firing {
-		return e.resolveGroup(ctx, g, o)
+		o, err := e.resolveGroup(ctx, g, o)
+		return o, nil, err
 	}
 	i := slices.IndexFunc(g.alerts, func(a *schema.Alert) bool { return a.Status == "firing" })
 	rendered, err := e.Planner.Render(g.pb.Name, g.alerts[i])
 	if err != nil {
-		return o, err
+		return o, nil, err
 	}
 	g.plan = rendered
 
-	var id string
-	var resume bool
 	now := e.now()
-	_, err = e.change(ctx, func(t *tx) error {
-		o.What, o.Reason, resume = "", "", false
+	d, err := changeNow(ctx, e, func(t *tx, d *decision) error {
 		idx, err := t.index()
 		if err != nil {
 			return err
@@ -209,8 +282,8 @@ func (e *Engine) handleGroup(ctx context.Context, g *group) (Outcome, error) {
 				return err
 			}
 			if in != nil {
-				id, o.What = in.ID, Joined
-				resume = e.stale(in, now)
+				d.id, d.what = in.ID, Joined
+				d.resume = e.stale(in, now)
 				return e.join(t, entry.Path, in, g, now)
 			}
 			// The index names a record that is gone: open afresh.
@@ -221,27 +294,28 @@ func (e *Engine) handleGroup(ctx context.Context, g *group) (Outcome, error) {
 		if err != nil || in == nil {
 			return err
 		}
-		id = in.ID
-		o.What = Opened
+		d.id, d.what = in.ID, Opened
 		if held := heldReason(in); held != "" {
-			o.What, o.Reason = Held, held
+			d.what, d.reason = Held, held
 		}
 		return nil
 	})
-	o.Incident = id
+	o.Incident, o.What, o.Reason = d.id, d.what, d.reason
 	if err != nil {
-		return o, err
+		return o, nil, err
 	}
 	switch {
 	case o.What == Opened:
-		o.Result, err = e.runSteps(ctx, id, g.pb, rendered)
-	case o.What == Joined && resume:
+		id := d.id
+		return o, func() (*run.Result, error) { return e.runSteps(ctx, id, g.pb, rendered) }, nil
+	case o.What == Joined && d.resume:
 		o.What = Resumed
-		o.Result, err = e.Resume(ctx, id)
+		id := d.id
+		return o, func() (*run.Result, error) { return e.Resume(ctx, id) }, nil
 	case o.What == "":
 		o.What, o.Reason = Ignored, "these alerts were handled by an incident already resolved"
 	}
-	return o, err
+	return o, nil, nil
 }
 
 // keepRuns is how long the index remembers runs: the longest cooldown,

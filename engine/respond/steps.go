@@ -42,8 +42,10 @@ func (e *Engine) runSteps(ctx context.Context, id string, pb *repo.Playbook, p *
 			return &run.Result{Status: run.RunStopped}, nil
 		}
 	}
+	// A step's start and end are applied to the log before the run goes
+	// on; with a Recorder they are committed behind it.
 	req.Progress = func(sr run.StepResult) error {
-		_, err := e.change(ctx, func(t *tx) error {
+		_, err := changeNow(ctx, e, func(t *tx, _ *struct{}) error {
 			in, p, err := t.byID(id)
 			if err != nil {
 				return err
@@ -73,7 +75,7 @@ func (e *Engine) runSteps(ctx context.Context, id string, pb *repo.Playbook, p *
 	if e.Runner.DryRun {
 		return res, nil
 	}
-	_, err = e.change(ctx, func(t *tx) error {
+	_, err = changeNow(ctx, e, func(t *tx, _ *struct{}) error {
 		in, p, err := t.byID(id)
 		if err != nil {
 			return err

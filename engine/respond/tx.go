@@ -31,9 +31,13 @@ const (
 // runs again on the new head (ledger.Update), so what it writes is always
 // derived from what it read.
 type tx struct {
-	v        ledger.View
-	head     string // the commit v reads, the parent of the commit t makes
-	dir      string // the incidents directory
+	v    ledger.View
+	head string // the commit v reads, the parent of the commit t makes
+	dir  string // the incidents directory
+	// parent, for one change applied to a Recorder's log, is the log: t
+	// reads through it, copying what it reads, and its changes are merged
+	// into it only when the change succeeds.
+	parent   *tx
 	records  map[string]*incident.Incident
 	dirty    map[string]bool
 	idx      *index
@@ -51,6 +55,15 @@ type tx struct {
 // changed as one commit whose message is the lines fn noted. It returns
 // whether a commit was made.
 func (e *Engine) change(ctx context.Context, fn func(t *tx) error) (bool, error) {
+	if r := e.Recorder; r != nil {
+		// The caller waits for the commit, so a second run of fn on
+		// another head may set its variables: it reads them after.
+		seq, err := r.apply(fn, fn)
+		if seq == 0 || err != nil {
+			return false, err
+		}
+		return true, r.Wait(ctx, seq)
+	}
 	// One change of this engine at a time (the Ledger runs them one at a
 	// time anyway), so that the index cache follows every commit before
 	// the next change looks.
@@ -58,8 +71,8 @@ func (e *Engine) change(ctx context.Context, fn func(t *tx) error) (bool, error)
 	defer e.idxCache.mu.Unlock()
 	var last *tx // the attempt that landed, when Update succeeds
 	commit, changed, err := e.Ledger.Update(ctx, func(v ledger.View) (string, map[string][]byte, error) {
-		t := &tx{v: v, head: v.Head(), dir: e.dir(), records: map[string]*incident.Incident{}, dirty: map[string]bool{},
-			owed: map[string][]string{}, oweDirty: map[string]bool{}, cache: &e.idxCache}
+		t := newTx(v, e.dir())
+		t.cache = &e.idxCache
 		last = t
 		if err := fn(t); err != nil {
 			return "", nil, err
@@ -70,6 +83,75 @@ func (e *Engine) change(ctx context.Context, fn func(t *tx) error) (bool, error)
 		last.remember(commit)
 	}
 	return changed, err
+}
+
+func newTx(v ledger.View, dir string) *tx {
+	t := &tx{v: v, dir: dir}
+	if v != nil {
+		t.head = v.Head()
+	}
+	t.reset()
+	return t
+}
+
+// reset forgets what t changed (not what it read).
+func (t *tx) reset() {
+	if t.records == nil {
+		t.records = map[string]*incident.Incident{}
+	}
+	if t.owed == nil {
+		t.owed = map[string][]string{}
+	}
+	t.dirty, t.oweDirty, t.idxDirty, t.msgs = map[string]bool{}, map[string]bool{}, false, nil
+}
+
+// child returns a change built on t, which sees what t holds and changes
+// nothing of it until t.merge.
+func (t *tx) child() *tx {
+	c := newTx(nil, t.dir)
+	c.head, c.parent = t.head, t
+	return c
+}
+
+// merge takes what child c changed into t. What c only read, t holds
+// already.
+func (t *tx) merge(c *tx) {
+	for p := range c.dirty {
+		t.records[p] = c.records[p]
+		t.dirty[p] = true
+	}
+	if c.idxDirty {
+		t.idx, t.idxDirty = c.idx, true
+	}
+	for id := range c.oweDirty {
+		t.owed[id] = c.owed[id]
+		t.oweDirty[id] = true
+	}
+	t.msgs = append(t.msgs, c.msgs...)
+}
+
+func (t *tx) changed() bool {
+	return len(t.dirty) > 0 || t.idxDirty || len(t.oweDirty) > 0
+}
+
+// changeNow is change that, with a Recorder, returns once the change is
+// applied, before it is committed: what the engine does next may start at
+// once. Its out is the first run's; a second run on another head (see
+// Recorder) gets a throwaway one, since the caller is reading out by then.
+func changeNow[T any](ctx context.Context, e *Engine, fn func(t *tx, out *T) error) (T, error) {
+	var out T
+	if r := e.Recorder; r != nil {
+		_, err := r.apply(
+			func(t *tx) error { return fn(t, &out) },
+			func(t *tx) error { var again T; return fn(t, &again) })
+		return out, err
+	}
+	_, err := e.change(ctx, func(t *tx) error {
+		var zero T
+		out = zero
+		return fn(t, &out)
+	})
+	return out, err
 }
 
 // indexCache is the index as index.json holds it at one commit, so that a
@@ -114,6 +196,17 @@ func (t *tx) note(format string, args ...any) {
 // record reads the incident at p; nil without error when there is none.
 func (t *tx) record(p string) (*incident.Incident, error) {
 	if in, ok := t.records[p]; ok {
+		return in, nil
+	}
+	if t.parent != nil {
+		in, err := t.parent.record(p)
+		if in == nil || err != nil {
+			return nil, err
+		}
+		// The log's records are never changed in place: a snapshot of
+		// them is being committed while changes go on.
+		in = in.Clone()
+		t.records[p] = in
 		return in, nil
 	}
 	data, err := t.v.Read(p)
@@ -162,6 +255,14 @@ func (t *tx) index() (*index, error) {
 	if t.idx != nil {
 		return t.idx, nil
 	}
+	if t.parent != nil {
+		idx, err := t.parent.index()
+		if err != nil {
+			return nil, err
+		}
+		t.idx = idx.clone()
+		return t.idx, nil
+	}
 	if t.cache != nil {
 		if idx := t.cache.get(t.head); idx != nil {
 			t.idxFile, t.idx = idx, idx.clone()
@@ -193,6 +294,14 @@ func (t *tx) touchIndex() { t.idxDirty = true }
 func (t *tx) outbox(id string) ([]string, error) {
 	if keys, ok := t.owed[id]; ok {
 		return keys, nil
+	}
+	if t.parent != nil {
+		keys, err := t.parent.outbox(id)
+		if err != nil {
+			return nil, err
+		}
+		t.owed[id] = slices.Clone(keys)
+		return t.owed[id], nil
 	}
 	data, err := t.v.Read(outboxPath(id))
 	var keys []string
@@ -240,27 +349,55 @@ func (t *tx) paid(id string, keys ...string) error {
 }
 
 func (t *tx) commit() (string, map[string][]byte, error) {
+	return t.changes().files()
+}
+
+// changes is what a tx changed, by reference: the records and the index
+// it holds are not changed again once taken (a child replaces them).
+type changes struct {
+	records map[string]*incident.Incident
+	idx     *index // nil when unchanged
+	owed    map[string][]string
+	msgs    []string
+}
+
+func (t *tx) changes() changes {
+	c := changes{records: map[string]*incident.Incident{}, owed: map[string][]string{}, msgs: t.msgs}
+	for p := range t.dirty {
+		c.records[p] = t.records[p]
+	}
+	if t.idxDirty {
+		c.idx = t.idx
+	}
+	for id := range t.oweDirty {
+		c.owed[id] = t.owed[id]
+	}
+	return c
+}
+
+// files encodes the changes as the files and message of one commit.
+func (c changes) files() (string, map[string][]byte, error) {
 	files := map[string][]byte{}
-	for _, p := range slices.Sorted(maps.Keys(t.dirty)) {
-		data, err := incident.Marshal(t.records[p])
+	for _, p := range slices.Sorted(maps.Keys(c.records)) {
+		data, err := incident.Marshal(c.records[p])
 		if err != nil {
 			return "", nil, fmt.Errorf("%s: %w", p, err)
 		}
 		files[p] = data
 	}
-	if t.idxDirty {
-		data, err := json.MarshalIndent(t.idx, "", "  ")
+	if c.idx != nil {
+		data, err := json.MarshalIndent(c.idx, "", "  ")
 		if err != nil {
 			return "", nil, err
 		}
 		files[indexPath] = append(data, '\n')
 	}
-	for id := range t.oweDirty {
-		if len(t.owed[id]) == 0 {
+	for id, keys := range c.owed {
+		if len(keys) == 0 {
 			files[outboxPath(id)] = nil
 			continue
 		}
-		data, err := json.Marshal(t.owed[id])
+		data, err := json.Marshal(keys)
 		if err != nil {
 			return "", nil, err
 		}
@@ -270,11 +407,11 @@ func (t *tx) commit() (string, map[string][]byte, error) {
 		return "", nil, nil
 	}
 	msg := "firebreak: update incidents"
-	if len(t.msgs) > 0 {
-		msg = t.msgs[0]
-		if len(t.msgs) > 1 {
-			msg += "\n\n" + strings.Join(t.msgs[1:], "\n")
-		}
+	switch n := len(c.msgs); {
+	case n == 1:
+		msg = c.msgs[0]
+	case n > 1:
+		msg = c.msgs[0] + "\n\n" + strings.Join(c.msgs[1:], "\n")
 	}
 	return msg, files, nil
 }

@@ -81,7 +81,9 @@ type Server struct {
 	ready   atomic.Bool
 	reloadM sync.Mutex
 	work    sync.WaitGroup
-	flushC  chan struct{}
+	// committing waits for the commits of entries handled: see done.
+	committing sync.WaitGroup
+	flushC     chan struct{}
 }
 
 // ErrNoSecret: the server would be open to anyone.
@@ -145,6 +147,14 @@ func (s *Server) Handler() http.Handler {
 func (s *Server) Serve(ctx context.Context, ln net.Listener, grace time.Duration) error {
 	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopWork()
+	// The committer outlives the workers: what they applied is committed
+	// before the server stops, within the grace.
+	recCtx, stopRec := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopRec()
+	var recDone sync.WaitGroup
+	if r := s.engine.Load().Recorder; r != nil {
+		recDone.Go(func() { r.Run(recCtx) })
+	}
 	s.start(workCtx)
 	srv := &http.Server{
 		Handler:           s.Handler(),
@@ -167,7 +177,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, grace time.Duration
 	_ = srv.Shutdown(shutCtx)
 	close(s.queue)
 	done := make(chan struct{})
-	go func() { s.work.Wait(); close(done) }()
+	go func() { s.work.Wait(); s.committing.Wait(); close(done) }()
 	select {
 	case <-done:
 	case <-shutCtx.Done():
@@ -175,6 +185,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, grace time.Duration
 		stopWork()
 		<-done
 	}
+	stopRec()
+	recDone.Wait()
 	return nil
 }
 

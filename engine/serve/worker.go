@@ -19,21 +19,28 @@ import (
 func (s *Server) worker(ctx context.Context) {
 	for id := range s.queue {
 		if ctx.Err() != nil {
-			return // left in the journal
+			s.release()
+			continue // left in the journal
 		}
 		s.handle(ctx, id)
-		<-s.slots
-		s.m.queueDepth.Set(float64(len(s.slots)))
 	}
+}
+
+// release frees the queue slot of an entry that is no longer pending.
+func (s *Server) release() {
+	<-s.slots
+	s.m.queueDepth.Set(float64(len(s.slots)))
 }
 
 // handle takes one entry through the engine, trying again while the
 // repository cannot record it: the alerts were accepted, so they are not
-// dropped.
+// dropped. The entry leaves the journal once what it did is committed:
+// with a Recorder, that is after handle returns (see done).
 func (s *Server) handle(ctx context.Context, id string) {
 	entry, err := s.cfg.Journal.Read(id)
 	if err != nil {
 		s.log.Error("unreadable journal entry; left in place for a person", "id", id, "error", err)
+		s.release()
 		return
 	}
 	for attempt := 1; ; attempt++ {
@@ -41,10 +48,7 @@ func (s *Server) handle(ctx context.Context, id string) {
 		outcomes, err := e.Handle(ctx, entry.Alerts)
 		s.observe(entry, outcomes)
 		if err == nil {
-			if err := s.cfg.Journal.Done(id); err != nil {
-				s.log.Error("cannot remove a handled journal entry", "id", id, "error", err)
-			}
-			s.kickFlush()
+			s.done(ctx, e, id)
 			return
 		}
 		s.m.journalRetries.Inc()
@@ -52,10 +56,37 @@ func (s *Server) handle(ctx context.Context, id string) {
 		wait := min(time.Duration(attempt)*time.Second, 30*time.Second)
 		select {
 		case <-ctx.Done():
+			s.release()
 			return
 		case <-time.After(wait):
 		}
 	}
+}
+
+// done removes entry id from the journal once everything the engine
+// applied so far, which includes all the entry did, is committed. The
+// worker goes on meanwhile: commits of many entries are one.
+func (s *Server) done(ctx context.Context, e *respond.Engine, id string) {
+	finish := func() {
+		if err := s.cfg.Journal.Done(id); err != nil {
+			s.log.Error("cannot remove a handled journal entry", "id", id, "error", err)
+		}
+		s.release()
+		s.kickFlush()
+	}
+	r := e.Recorder
+	if r == nil {
+		finish()
+		return
+	}
+	seq := r.Applied()
+	s.committing.Go(func() {
+		if err := r.Wait(ctx, seq); err != nil {
+			s.release() // shutting down: the entry stays for the next start
+			return
+		}
+		finish()
+	})
 }
 
 // observe counts what the engine did.

@@ -1,0 +1,346 @@
+package respond
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/firebreak-dev/firebreak/engine/incident"
+	"github.com/firebreak-dev/firebreak/engine/ledger"
+)
+
+// Recorder keeps the incident log of a long-running engine in memory,
+// ahead of the repository, and commits it behind, many changes per
+// commit.
+//
+// Without it every state change of an incident is a commit of its own,
+// made before the engine goes on: in an alert storm, hundreds of new
+// incidents a second queued behind one another's commits and the last
+// waited minutes for its first action. With a Recorder a change is
+// applied to the log in memory at once — whether alerts open or join an
+// incident is decided there, so the action can start — and one committer
+// writes everything applied since its last commit as the next commit.
+//
+// What is applied and not yet committed is lost in a crash. The caller
+// keeps what caused it (serve's journal entry) until Wait says it is
+// committed: after a restart the same alerts are handled again, decide
+// the same, and the idempotent actions change nothing twice.
+//
+// The Recorder expects to be the main writer of the incident log. When
+// another writer moved the branch (a person pushing playbooks, a
+// `firebreak approve` in a terminal), the changes being committed are
+// applied again to the new head before they are committed, as Update
+// does, and the log is rebuilt on it.
+type Recorder struct {
+	ledger *ledger.Ledger
+	dir    string
+	log    *slog.Logger
+	wake   chan struct{}
+
+	mu      sync.Mutex
+	cur     *tx        // the branch at cur.head plus every change in pending
+	view    *headView  // what cur reads
+	pending []*applied // applied, not committed, oldest first
+	seq     uint64     // the last change applied
+	done    uint64     // the last change committed
+	notify  chan struct{}
+}
+
+// applied is one change in the log. Run again on another head, it must
+// not write the caller's variables: its first run has returned to the
+// caller, who may be reading them.
+type applied struct {
+	seq   uint64
+	again func(t *tx) error
+}
+
+// NewRecorder opens the incident log (dir is the incidents directory) of
+// the ledger's branch. Run must run for anything to be committed.
+func NewRecorder(ctx context.Context, l *ledger.Ledger, dir string, log *slog.Logger) (*Recorder, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	r := &Recorder{ledger: l, dir: dir, log: log, wake: make(chan struct{}, 1), notify: make(chan struct{})}
+	v, err := r.headView(ctx)
+	if err != nil {
+		return nil, err
+	}
+	r.view, r.cur = v, newTx(v, dir)
+	return r, nil
+}
+
+// headView reads the branch as it is now.
+func (r *Recorder) headView(ctx context.Context) (*headView, error) {
+	v := &headView{ctx: context.WithoutCancel(ctx), l: r.ledger, known: map[string]bool{}}
+	_, _, err := r.ledger.Update(ctx, func(lv ledger.View) (string, map[string][]byte, error) {
+		v.head = lv.Head()
+		clear(v.known)
+		for _, dir := range []string{r.dir, outboxDir} {
+			files, err := lv.List(dir)
+			if err != nil {
+				return "", nil, err
+			}
+			for _, f := range files {
+				v.known[f] = true
+			}
+		}
+		if _, err := lv.Read(indexPath); err == nil {
+			v.known[indexPath] = true
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return "", nil, err
+		}
+		return "", nil, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("incident log: %w", err)
+	}
+	return v, nil
+}
+
+// headView is the View of the log outside any Update. It knows which of
+// the log's files exist, so that looking for one that does not — every new
+// incident's path, its outbox — reads nothing and does not wait for the
+// Ledger, which a commit may be holding.
+type headView struct {
+	ctx   context.Context
+	l     *ledger.Ledger
+	head  string
+	known map[string]bool
+}
+
+func (v *headView) Read(p string) ([]byte, error) {
+	if !v.known[p] {
+		return nil, fmt.Errorf("%s: %w", p, fs.ErrNotExist)
+	}
+	return v.l.Read(v.ctx, p)
+}
+
+func (v *headView) List(dir string) ([]string, error) { return v.l.List(v.ctx, dir) }
+
+func (v *headView) Head() string { return v.head }
+
+// apply runs first on the log and keeps what it changed; on an error it
+// changes nothing. again is what runs when the change must be applied
+// once more on another head. It returns the change's sequence number, 0
+// when it changed nothing.
+func (r *Recorder) apply(first, again func(t *tx) error) (uint64, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c := r.cur.child()
+	if err := first(c); err != nil {
+		return 0, err
+	}
+	if !c.changed() {
+		return 0, nil
+	}
+	r.cur.merge(c)
+	r.seq++
+	r.pending = append(r.pending, &applied{seq: r.seq, again: again})
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+	return r.seq, nil
+}
+
+// Applied returns the sequence number of the last change applied.
+func (r *Recorder) Applied() uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.seq
+}
+
+// Wait returns once change seq, and every change before it, is committed.
+func (r *Recorder) Wait(ctx context.Context, seq uint64) error {
+	for {
+		r.mu.Lock()
+		done, ch := r.done, r.notify
+		r.mu.Unlock()
+		if done >= seq {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-ch:
+		}
+	}
+}
+
+// get returns a copy of the record at p as the log holds it.
+func (r *Recorder) get(p string) (*incident.Incident, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	in, err := r.cur.record(p)
+	if in == nil || err != nil {
+		return nil, err
+	}
+	return in.Clone(), nil
+}
+
+// Run commits what is applied until ctx ends. A commit that fails is
+// tried again, with a growing pause: nothing applied is dropped.
+func (r *Recorder) Run(ctx context.Context) {
+	failures := 0
+	for {
+		if r.idle() {
+			select {
+			case <-ctx.Done():
+				return
+			case <-r.wake:
+			}
+			continue
+		}
+		if err := r.commit(ctx); err != nil {
+			failures++
+			wait := min(time.Duration(failures)*100*time.Millisecond, 10*time.Second)
+			r.log.Warn("incident log not committed; trying again", "in", wait, "error", err)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(wait):
+			}
+			continue
+		}
+		failures = 0
+	}
+}
+
+func (r *Recorder) idle() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.pending) == 0
+}
+
+// commit commits every change applied so far as one commit.
+func (r *Recorder) commit(ctx context.Context) error {
+	r.mu.Lock()
+	batch := r.pending
+	base, seq := r.cur.head, r.seq
+	taken := r.cur.changes()
+	r.cur.reset()
+	r.mu.Unlock()
+
+	// Encoding is the costly part; the records taken are never changed in
+	// place, so changes go on being applied meanwhile.
+	msg, files, err := taken.files()
+	if err != nil && r.dropUnwritable(taken) {
+		msg, files, err = taken.files()
+	}
+	if err == nil && len(batch) > 1 {
+		msg = fmt.Sprintf("firebreak: %d changes to incidents\n\n%s", len(batch), strings.Join(taken.msgs, "\n"))
+	}
+	moved := false
+	var commit string
+	if err == nil {
+		commit, _, err = r.ledger.Update(ctx, func(v ledger.View) (string, map[string][]byte, error) {
+			if v.Head() == base {
+				return msg, files, nil
+			}
+			// Someone else committed: apply the batch again on their head.
+			moved = true
+			t := newTx(v, r.dir)
+			for _, a := range batch {
+				c := t.child()
+				if err := a.again(c); err != nil {
+					r.log.Warn("a change does not apply on the branch as another writer left it; dropped", "error", err)
+					continue
+				}
+				t.merge(c)
+			}
+			return t.commit()
+		})
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err != nil {
+		r.restore(taken)
+		return err
+	}
+	r.pending = r.pending[len(batch):]
+	r.done = seq
+	close(r.notify)
+	r.notify = make(chan struct{})
+	if !moved {
+		r.cur.head, r.view.head = commit, commit
+		for p, data := range files {
+			r.view.known[p] = data != nil
+		}
+		r.evict()
+		return nil
+	}
+	// Rebuild the log on the new head: the changes applied since the
+	// batch was taken run again on it.
+	v, err := r.headView(ctx)
+	if err != nil {
+		// cur stays on the old head; the next commit finds the branch
+		// moved and applies its changes again.
+		return err
+	}
+	t := newTx(v, r.dir)
+	for _, a := range r.pending {
+		c := t.child()
+		if err := a.again(c); err != nil {
+			r.log.Warn("a change does not apply on the branch as another writer left it; dropped", "error", err)
+			continue
+		}
+		t.merge(c)
+	}
+	r.view, r.cur = v, t
+	return nil
+}
+
+// restore marks the changes of a commit that failed as changed again, under
+// what was applied since.
+func (r *Recorder) restore(c changes) {
+	t := r.cur
+	for p, in := range c.records {
+		if !t.dirty[p] {
+			t.records[p], t.dirty[p] = in, true
+		}
+	}
+	if c.idx != nil && !t.idxDirty {
+		t.idx, t.idxDirty = c.idx, true
+	}
+	for id, keys := range c.owed {
+		if !t.oweDirty[id] {
+			t.owed[id], t.oweDirty[id] = keys, true
+		}
+	}
+	t.msgs = append(c.msgs, t.msgs...)
+}
+
+// evict forgets committed records of resolved incidents: the log keeps
+// what the next alerts are likely to touch, not the whole history.
+func (r *Recorder) evict() {
+	t := r.cur
+	for p, in := range t.records {
+		if !t.dirty[p] && in.Status == incident.Resolved {
+			delete(t.records, p)
+		}
+	}
+	for id, keys := range t.owed {
+		if !t.oweDirty[id] && len(keys) == 0 {
+			delete(t.owed, id)
+		}
+	}
+}
+
+// dropUnwritable leaves out of c the records that cannot be encoded, which
+// the engine never makes; kept, they would hold up every later commit.
+func (r *Recorder) dropUnwritable(c changes) bool {
+	dropped := false
+	for p, in := range c.records {
+		if _, err := incident.Marshal(in); err != nil {
+			r.log.Error("incident record cannot be written; left out of the commit", "path", p, "error", err)
+			delete(c.records, p)
+			dropped = true
+		}
+	}
+	return dropped
+}

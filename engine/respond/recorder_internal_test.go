@@ -1,0 +1,78 @@
+package respond
+
+import (
+	"errors"
+	"os/exec"
+	"testing"
+	"time"
+
+	"github.com/firebreak-dev/firebreak/engine/incident"
+	"github.com/firebreak-dev/firebreak/engine/ledger"
+)
+
+// TestRecorderFailedChangeLeavesNoTrace: a change that fails after it
+// changed records, the index and the outbox leaves the log as it was; the
+// log's records are never changed in place by a change.
+func TestRecorderFailedChangeLeavesNoTrace(t *testing.T) {
+	dir := t.TempDir()
+	for _, args := range [][]string{
+		{"init", "-q", "-b", "main"},
+		{"-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", "empty"},
+	} {
+		if out, err := exec.Command("git", append([]string{"-C", dir}, args...)...).CombinedOutput(); err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+	}
+	l, err := ledger.OpenLocal(dir, ledger.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	r, err := NewRecorder(t.Context(), l, "incidents", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)
+	in := &incident.Incident{ID: "2026-11-21-p-0123abcd", Title: "t", Status: incident.Open, Playbook: "p", GroupKey: "k"}
+	in.Timestamps.Opened, in.Timestamps.Detected = at, at
+	p, _ := pathOf("incidents", in.ID)
+	put := func(t2 *tx) error {
+		idx, err := t2.index()
+		if err != nil {
+			return err
+		}
+		idx.Open["k"] = openEntry{ID: in.ID, Path: p}
+		t2.touchIndex()
+		t2.put(p, in.Clone())
+		return t2.owe(in.ID, keyIssue)
+	}
+	boom := errors.New("boom")
+	if seq, err := r.apply(func(t2 *tx) error { put(t2); return boom }, nil); seq != 0 || !errors.Is(err, boom) {
+		t.Fatalf("failed change: seq %d, %v", seq, err)
+	}
+	if len(r.cur.dirty) != 0 || len(r.cur.oweDirty) != 0 || len(r.cur.records) != 0 || len(r.cur.idx.Open) != 0 || len(r.cur.owed[in.ID]) != 0 {
+		t.Fatalf("a failed change left a trace: records %v index %v owed %v", r.cur.records, r.cur.idx.Open, r.cur.owed)
+	}
+	seq, err := r.apply(put, put)
+	if seq != 1 || err != nil {
+		t.Fatalf("change: seq %d, %v", seq, err)
+	}
+	held := r.cur.records[p]
+	if _, err := r.apply(func(t2 *tx) error {
+		got, _, err := t2.byID(in.ID)
+		if err != nil {
+			return err
+		}
+		got.Status = incident.Mitigated
+		t2.put(p, got)
+		return boom
+	}, nil); !errors.Is(err, boom) {
+		t.Fatal(err)
+	}
+	if r.cur.records[p] != held || held.Status != incident.Open {
+		t.Fatalf("the log's record was changed in place: %s", held.Status)
+	}
+	if r.Applied() != 1 || r.done != 0 {
+		t.Fatalf("applied %d, committed %d", r.Applied(), r.done)
+	}
+}
