@@ -138,7 +138,12 @@ func New(opts Options) *Client {
 	}
 	base := opts.Transport
 	if base == nil {
-		base = cleanhttp.DefaultPooledTransport()
+		t := cleanhttp.DefaultPooledTransport()
+		// A storm sends many notifies to one webhook at once; with the
+		// default idle pool (GOMAXPROCS+1 per host) most of them dialed
+		// a new connection and closed it after.
+		t.MaxIdleConnsPerHost = 64
+		base = t
 	}
 	c.rc = &retryablehttp.Client{
 		// No Timeout: deadlines come from the request's context.

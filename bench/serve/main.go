@@ -5,7 +5,7 @@
 //
 //	go run ./bench/serve -firebreak BIN     # the built binary, its own process
 //	go run ./bench/serve                    # the server in this process
-//	go run ./bench/serve -cpuprofile FILE   # in this process, profiled (-memprofile too)
+//	go run ./bench/serve -cpuprofile FILE   # in this process, profiled (FILE.block, FILE.mutex; -memprofile too)
 //
 // The storm is -alerts alerts in Alertmanager webhook bodies of -batch
 // alerts over -groups alert groups (label service; the playbook groups by
@@ -198,6 +198,9 @@ func bench(o options, out func(string, ...any)) (ok bool, err error) {
 		defer f.Close()
 		pprof.StartCPUProfile(f)
 		defer pprof.StopCPUProfile()
+		// Where the engine waits, not only where it computes.
+		runtime.SetBlockProfileRate(int(100 * time.Microsecond))
+		runtime.SetMutexProfileFraction(10)
 	}
 	res := send(ctx, s.url+"/v1/alerts/alertmanager", batches, o.senders, o.interval)
 
@@ -225,6 +228,12 @@ func bench(o options, out func(string, ...any)) (ok bool, err error) {
 	}
 	if o.cpuprofile != "" {
 		pprof.StopCPUProfile()
+		for _, kind := range []string{"block", "mutex"} {
+			if f, err := os.Create(o.cpuprofile + "." + kind); err == nil {
+				pprof.Lookup(kind).WriteTo(f, 0)
+				f.Close()
+			}
+		}
 	}
 	rss, rssErr := s.peakRSS()
 	cpuUser, cpuSys, cpuErr := s.cpuTime()

@@ -202,6 +202,11 @@ func (s *site) startInProcess(workers, maxPending int) error {
 		return err
 	}
 	store := gitrepo.NewStore(s.cache, log)
+	rec, err := respond.NewRecorder(context.Background(), l, "incidents", log)
+	if err != nil {
+		return err
+	}
+	slots := respond.NewRunSlots(16) // serve's --max-runs default
 	cfg := serve.Config{
 		Journal: j, Branch: "main", APIToken: []byte(apiToken), Workers: workers, MaxPending: maxPending, Log: log,
 		Load: func(ctx context.Context) (*respond.Engine, error) {
@@ -219,8 +224,8 @@ func (s *site) startInProcess(workers, maxPending int) error {
 			env := &actions.Env{Config: r.Config, Secrets: sec, Log: log, Git: store,
 				HTTP: webclient.New(webclient.Options{AllowedHosts: webclient.AllowedHosts(r.Config), Redact: sec.Redact, Log: log})}
 			return &respond.Engine{Repo: r, Planner: p, Ledger: l, Branch: "main", Log: log,
-				PlaybooksCommit: strings.TrimSpace(string(head)),
-				Runner:          &engrun.Runner{Env: env, Actions: registry.Actions, Log: log}}, nil
+				PlaybooksCommit: strings.TrimSpace(string(head)), Recorder: rec, RunSlots: slots,
+				Runner: &engrun.Runner{Env: env, Actions: registry.Actions, Log: log}}, nil
 		},
 	}
 	ctx, cancel := context.WithCancel(context.Background())

@@ -128,52 +128,70 @@ type group struct {
 // groups first appear. An error means the incident log could not be
 // written: what was not recorded was not done.
 func (e *Engine) Handle(ctx context.Context, alerts []schema.Alert) ([]Outcome, error) {
+	return e.Start(ctx, alerts).Wait()
+}
+
+// Handling is a batch of alerts whose steps may still be running.
+type Handling struct {
+	groups []*group
+	out    []Outcome
+	errs   []error
+	runs   sync.WaitGroup
+}
+
+// Start is Handle that returns once what each alert group does is decided
+// and applied to the incident log, in the order the alerts came. With
+// RunSlots the steps of the incidents opened then run in the background
+// (Wait for them); without, Start runs them one after another first.
+func (e *Engine) Start(ctx context.Context, alerts []schema.Alert) *Handling {
 	alerts = slices.Clone(alerts)
 	for i := range alerts {
 		if alerts[i].Fingerprint == "" {
 			alerts[i].Fingerprint = fingerprint(alerts[i].Labels)
 		}
 	}
-	groups := e.group(alerts)
-	out := make([]Outcome, len(groups))
-	runs := make([]func() (*run.Result, error), len(groups))
-	errs := make([]error, len(groups))
-	// What each group does is decided in the order the alerts came;
-	// the steps of the incidents opened then run, at once with RunSlots.
-	for i, g := range groups {
-		out[i], runs[i], errs[i] = e.decide(ctx, g)
-	}
-	var wg sync.WaitGroup
-	for i, g := range groups {
-		if runs[i] == nil {
+	h := &Handling{groups: e.group(alerts)}
+	h.out = make([]Outcome, len(h.groups))
+	h.errs = make([]error, len(h.groups))
+	for i, g := range h.groups {
+		var next func() (*run.Result, error)
+		h.out[i], next, h.errs[i] = e.decide(ctx, g)
+		if next == nil {
 			continue
 		}
 		do := func() {
-			res, err := runs[i]()
-			out[i].Result, errs[i] = res, err
+			res, err := next()
+			h.out[i].Result, h.errs[i] = res, err
 		}
 		if e.RunSlots == nil {
 			do()
 			continue
 		}
-		release, err := e.RunSlots.take(ctx, g.pb.Name)
-		if err != nil {
-			errs[i] = err
-			continue
-		}
-		wg.Go(func() {
+		h.runs.Go(func() {
+			release, err := e.RunSlots.take(ctx, g.pb.Name)
+			if err != nil {
+				h.errs[i] = err
+				return
+			}
 			defer release()
 			do()
 		})
 	}
-	wg.Wait()
-	for i, g := range groups {
-		if errs[i] != nil {
-			out[i].What, out[i].Reason = Failed, errs[i].Error()
-			errs[i] = fmt.Errorf("playbook %s: %w", g.pb.Name, errs[i])
+	return h
+}
+
+// Wait returns what became of each alert group, in the order the groups
+// first appear, once their steps ran. An error means the incident log
+// could not be written: what was not recorded was not done.
+func (h *Handling) Wait() ([]Outcome, error) {
+	h.runs.Wait()
+	for i, g := range h.groups {
+		if h.errs[i] != nil {
+			h.out[i].What, h.out[i].Reason = Failed, h.errs[i].Error()
+			h.errs[i] = fmt.Errorf("playbook %s: %w", g.pb.Name, h.errs[i])
 		}
 	}
-	return out, errors.Join(errs...)
+	return h.out, errors.Join(h.errs...)
 }
 
 // RunSlots bounds how many runs of one playbook go on at once, so that a

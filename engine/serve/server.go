@@ -81,9 +81,9 @@ type Server struct {
 	ready   atomic.Bool
 	reloadM sync.Mutex
 	work    sync.WaitGroup
-	// committing waits for the commits of entries handled: see done.
-	committing sync.WaitGroup
-	flushC     chan struct{}
+	// inflight is the entries handled whose steps or commits are not done: see handle.
+	inflight sync.WaitGroup
+	flushC   chan struct{}
 }
 
 // ErrNoSecret: the server would be open to anyone.
@@ -177,7 +177,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, grace time.Duration
 	_ = srv.Shutdown(shutCtx)
 	close(s.queue)
 	done := make(chan struct{})
-	go func() { s.work.Wait(); s.committing.Wait(); close(done) }()
+	go func() { s.work.Wait(); s.inflight.Wait(); close(done) }()
 	select {
 	case <-done:
 	case <-shutCtx.Done():

@@ -32,10 +32,11 @@ func (s *Server) release() {
 	s.m.queueDepth.Set(float64(len(s.slots)))
 }
 
-// handle takes one entry through the engine, trying again while the
-// repository cannot record it: the alerts were accepted, so they are not
-// dropped. The entry leaves the journal once what it did is committed:
-// with a Recorder, that is after handle returns (see done).
+// handle takes one entry through the engine: the worker waits while its
+// alerts are decided and applied to the incident log, in the order the
+// entries came; the steps started then, and the retries when the log
+// cannot take the entry, go on in the background, so the next entry does
+// not wait for them. The accepted alerts are never dropped.
 func (s *Server) handle(ctx context.Context, id string) {
 	entry, err := s.cfg.Journal.Read(id)
 	if err != nil {
@@ -43,29 +44,33 @@ func (s *Server) handle(ctx context.Context, id string) {
 		s.release()
 		return
 	}
-	for attempt := 1; ; attempt++ {
-		e := s.engine.Load()
-		outcomes, err := e.Handle(ctx, entry.Alerts)
-		s.observe(entry, outcomes)
-		if err == nil {
-			s.done(ctx, e, id)
-			return
+	e := s.engine.Load()
+	h := e.Start(ctx, entry.Alerts)
+	s.inflight.Go(func() {
+		for attempt := 1; ; attempt++ {
+			outcomes, err := h.Wait()
+			s.observe(entry, outcomes)
+			if err == nil {
+				s.done(ctx, e, id)
+				return
+			}
+			s.m.journalRetries.Inc()
+			s.log.Warn("alerts not recorded yet; trying again", "id", id, "attempt", attempt, "error", err)
+			wait := min(time.Duration(attempt)*time.Second, 30*time.Second)
+			select {
+			case <-ctx.Done():
+				s.release()
+				return
+			case <-time.After(wait):
+			}
+			e = s.engine.Load()
+			h = e.Start(ctx, entry.Alerts)
 		}
-		s.m.journalRetries.Inc()
-		s.log.Warn("alerts not recorded yet; trying again", "id", id, "attempt", attempt, "error", err)
-		wait := min(time.Duration(attempt)*time.Second, 30*time.Second)
-		select {
-		case <-ctx.Done():
-			s.release()
-			return
-		case <-time.After(wait):
-		}
-	}
+	})
 }
 
 // done removes entry id from the journal once everything the engine
-// applied so far, which includes all the entry did, is committed. The
-// worker goes on meanwhile: commits of many entries are one.
+// applied so far, which includes all the entry did, is committed.
 func (s *Server) done(ctx context.Context, e *respond.Engine, id string) {
 	finish := func() {
 		if err := s.cfg.Journal.Done(id); err != nil {
@@ -79,14 +84,11 @@ func (s *Server) done(ctx context.Context, e *respond.Engine, id string) {
 		finish()
 		return
 	}
-	seq := r.Applied()
-	s.committing.Go(func() {
-		if err := r.Wait(ctx, seq); err != nil {
-			s.release() // shutting down: the entry stays for the next start
-			return
-		}
-		finish()
-	})
+	if err := r.Wait(ctx, r.Applied()); err != nil {
+		s.release() // shutting down: the entry stays for the next start
+		return
+	}
+	finish()
 }
 
 // observe counts what the engine did.
