@@ -206,7 +206,7 @@ func (s *site) startInProcess(workers, maxPending int) error {
 	if err != nil {
 		return err
 	}
-	slots := respond.NewRunSlots(16) // serve's --max-runs default
+	slots := respond.NewRunSlots(64) // serve's --max-runs default
 	cfg := serve.Config{
 		Journal: j, Branch: "main", APIToken: []byte(apiToken), Workers: workers, MaxPending: maxPending, Log: log,
 		Load: func(ctx context.Context) (*respond.Engine, error) {

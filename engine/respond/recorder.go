@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/firebreak-dev/firebreak/engine/incident"
@@ -49,14 +50,28 @@ type Recorder struct {
 	seq     uint64     // the last change applied
 	done    uint64     // the last change committed
 	notify  chan struct{}
+	// lastApply and oldest (the first change of pending) decide when to
+	// commit: see settle.
+	lastApply, oldest time.Time
 }
+
+// A commit waits until no change was applied for commitQuiet, or until the
+// oldest change waiting is commitMaxDelay old. Encoding and writing a
+// commit of a storm takes seconds of CPU, and taken while alerts pour in
+// it starved the work they wait on; what waits is safe in the caller's
+// journal meanwhile.
+const (
+	commitQuiet    = 25 * time.Millisecond
+	commitMaxDelay = 2 * time.Second
+)
 
 // applied is one change in the log. Run again on another head, it must
 // not write the caller's variables: its first run has returned to the
 // caller, who may be reading them.
 type applied struct {
-	seq   uint64
-	again func(t *tx) error
+	seq     uint64
+	again   func(t *tx) error
+	dropped atomic.Bool // it failed when applied again
 }
 
 // NewRecorder opens the incident log (dir is the incidents directory) of
@@ -133,12 +148,21 @@ func (r *Recorder) apply(first, again func(t *tx) error) (uint64, error) {
 	defer r.mu.Unlock()
 	c := r.cur.child()
 	if err := first(c); err != nil {
+		if c.idxShared {
+			// The change may have left the shared index half changed.
+			r.log.Warn("a failed change took the incident index; rebuilding the log", "error", err)
+			r.cur = r.replay(r.view, r.pending)
+		}
 		return 0, err
 	}
 	if !c.changed() {
 		return 0, nil
 	}
 	r.cur.merge(c)
+	r.lastApply = time.Now()
+	if len(r.pending) == 0 {
+		r.oldest = r.lastApply
+	}
 	r.seq++
 	r.pending = append(r.pending, &applied{seq: r.seq, again: again})
 	select {
@@ -196,6 +220,9 @@ func (r *Recorder) Run(ctx context.Context) {
 			}
 			continue
 		}
+		if !r.settle(ctx) {
+			return
+		}
 		if err := r.commit(ctx); err != nil {
 			failures++
 			wait := min(time.Duration(failures)*100*time.Millisecond, 10*time.Second)
@@ -211,6 +238,25 @@ func (r *Recorder) Run(ctx context.Context) {
 	}
 }
 
+// settle waits until the changes pending should be committed (see
+// commitQuiet); false when ctx ended first.
+func (r *Recorder) settle(ctx context.Context) bool {
+	for {
+		r.mu.Lock()
+		now := time.Now()
+		wait := min(commitQuiet-now.Sub(r.lastApply), commitMaxDelay-now.Sub(r.oldest))
+		r.mu.Unlock()
+		if wait <= 0 {
+			return true
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(wait):
+		}
+	}
+}
+
 func (r *Recorder) idle() bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -223,6 +269,9 @@ func (r *Recorder) commit(ctx context.Context) error {
 	batch := r.pending
 	base, seq := r.cur.head, r.seq
 	taken := r.cur.changes()
+	if taken.idx != nil {
+		taken.idx = taken.idx.clone() // changes go on changing the log's
+	}
 	r.cur.reset()
 	r.mu.Unlock()
 
@@ -244,16 +293,7 @@ func (r *Recorder) commit(ctx context.Context) error {
 			}
 			// Someone else committed: apply the batch again on their head.
 			moved = true
-			t := newTx(v, r.dir)
-			for _, a := range batch {
-				c := t.child()
-				if err := a.again(c); err != nil {
-					r.log.Warn("a change does not apply on the branch as another writer left it; dropped", "error", err)
-					continue
-				}
-				t.merge(c)
-			}
-			return t.commit()
+			return r.replay(v, batch).commit()
 		})
 	}
 	r.mu.Lock()
@@ -282,17 +322,37 @@ func (r *Recorder) commit(ctx context.Context) error {
 		// moved and applies its changes again.
 		return err
 	}
-	t := newTx(v, r.dir)
-	for _, a := range r.pending {
-		c := t.child()
-		if err := a.again(c); err != nil {
-			r.log.Warn("a change does not apply on the branch as another writer left it; dropped", "error", err)
-			continue
-		}
-		t.merge(c)
-	}
-	r.view, r.cur = v, t
+	r.view, r.cur = v, r.replay(v, r.pending)
 	return nil
+}
+
+// replay applies changes again to a new log on v, leaving out the ones
+// that fail (logged); when one fails after taking the shared index, it
+// starts over without it.
+func (r *Recorder) replay(v ledger.View, changes []*applied) *tx {
+	for {
+		t := newTx(v, r.dir)
+		clean := true
+		for _, a := range changes {
+			if a.dropped.Load() {
+				continue
+			}
+			c := t.child()
+			if err := a.again(c); err != nil {
+				r.log.Warn("a change does not apply on the branch as it is now; dropped", "error", err)
+				a.dropped.Store(true)
+				if c.idxShared {
+					clean = false
+					break
+				}
+				continue
+			}
+			t.merge(c)
+		}
+		if clean {
+			return t
+		}
+	}
 }
 
 // restore marks the changes of a commit that failed as changed again, under
@@ -304,8 +364,8 @@ func (r *Recorder) restore(c changes) {
 			t.records[p], t.dirty[p] = in, true
 		}
 	}
-	if c.idx != nil && !t.idxDirty {
-		t.idx, t.idxDirty = c.idx, true
+	if c.idx != nil {
+		t.idxDirty = true // t.idx is the newer: changes go on changing it
 	}
 	for id, keys := range c.owed {
 		if !t.oweDirty[id] {

@@ -50,8 +50,13 @@ func TestRecorderFailedChangeLeavesNoTrace(t *testing.T) {
 	if seq, err := r.apply(func(t2 *tx) error { put(t2); return boom }, nil); seq != 0 || !errors.Is(err, boom) {
 		t.Fatalf("failed change: seq %d, %v", seq, err)
 	}
-	if len(r.cur.dirty) != 0 || len(r.cur.oweDirty) != 0 || len(r.cur.records) != 0 || len(r.cur.idx.Open) != 0 || len(r.cur.owed[in.ID]) != 0 {
-		t.Fatalf("a failed change left a trace: records %v index %v owed %v", r.cur.records, r.cur.idx.Open, r.cur.owed)
+	// It took the shared index: the log was rebuilt without it.
+	idx, err := r.cur.index()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.cur.dirty) != 0 || len(r.cur.oweDirty) != 0 || len(r.cur.records) != 0 || len(idx.Open) != 0 || len(r.cur.owed[in.ID]) != 0 {
+		t.Fatalf("a failed change left a trace: records %v index %v owed %v", r.cur.records, idx.Open, r.cur.owed)
 	}
 	seq, err := r.apply(put, put)
 	if seq != 1 || err != nil {
@@ -71,6 +76,18 @@ func TestRecorderFailedChangeLeavesNoTrace(t *testing.T) {
 	}
 	if r.cur.records[p] != held || held.Status != incident.Open {
 		t.Fatalf("the log's record was changed in place: %s", held.Status)
+	}
+	// A failure after taking the index rebuilds the log from the changes
+	// applied: the one that succeeded is still there.
+	if _, err := r.apply(func(t2 *tx) error {
+		idx, _ := t2.index()
+		delete(idx.Open, "k")
+		return boom
+	}, nil); !errors.Is(err, boom) {
+		t.Fatal(err)
+	}
+	if idx, err := r.cur.index(); err != nil || idx.Open["k"].ID != in.ID || r.cur.records[p] == nil || !r.cur.dirty[p] {
+		t.Fatalf("after the rebuild: index %v (%v), record %v", idx, err, r.cur.records[p])
 	}
 	if r.Applied() != 1 || r.done != 0 {
 		t.Fatalf("applied %d, committed %d", r.Applied(), r.done)

@@ -37,11 +37,15 @@ type tx struct {
 	// parent, for one change applied to a Recorder's log, is the log: t
 	// reads through it, copying what it reads, and its changes are merged
 	// into it only when the change succeeds.
-	parent   *tx
-	records  map[string]*incident.Incident
-	dirty    map[string]bool
-	idx      *index
-	idxDirty bool
+	parent *tx
+	// idxShared: t's index is its parent's own, changed in place (a copy
+	// per change was most of the cost of deciding in a storm). A change
+	// that fails after taking it leaves the log to be rebuilt.
+	idxShared bool
+	records   map[string]*incident.Incident
+	dirty     map[string]bool
+	idx       *index
+	idxDirty  bool
 	// idxFile is the index as index.json holds it at head (idx may have
 	// been changed since, without being written); cache is the engine's.
 	idxFile  *index
@@ -260,7 +264,7 @@ func (t *tx) index() (*index, error) {
 		if err != nil {
 			return nil, err
 		}
-		t.idx = idx.clone()
+		t.idx, t.idxShared = idx, true
 		return t.idx, nil
 	}
 	if t.cache != nil {
@@ -352,8 +356,9 @@ func (t *tx) commit() (string, map[string][]byte, error) {
 	return t.changes().files()
 }
 
-// changes is what a tx changed, by reference: the records and the index
-// it holds are not changed again once taken (a child replaces them).
+// changes is what a tx changed, by reference: the records it holds are
+// not changed again once taken (a child replaces them); the index of a
+// Recorder's log is, and the Recorder takes a copy.
 type changes struct {
 	records map[string]*incident.Incident
 	idx     *index // nil when unchanged
