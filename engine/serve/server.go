@@ -74,7 +74,7 @@ type Server struct {
 	cfg     Config
 	engine  atomic.Pointer[respond.Engine]
 	m       *metrics
-	queue   chan string   // journal ids to handle
+	queue   chan job      // journal entries to handle
 	slots   chan struct{} // one per accepted request not yet handled
 	log     *slog.Logger
 	seen    *recent // webhook delivery ids already accepted
@@ -111,7 +111,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s := &Server{
 		cfg: cfg, m: newMetrics(), log: cfg.Log,
-		queue: make(chan string, cfg.MaxPending), slots: make(chan struct{}, cfg.MaxPending),
+		queue: make(chan job, cfg.MaxPending), slots: make(chan struct{}, cfg.MaxPending),
 		seen: newRecent(10_000), flushC: make(chan struct{}, 1),
 	}
 	e, err := cfg.Load(ctx)
@@ -206,7 +206,7 @@ func (s *Server) start(ctx context.Context) {
 	for _, id := range ids {
 		select {
 		case s.slots <- struct{}{}:
-			s.queue <- id
+			s.queue <- job{id: id}
 		default:
 			s.log.Warn("journal holds more than the queue; the rest waits for the next start", "pending", len(ids))
 		}
@@ -294,7 +294,8 @@ func (s *Server) accept(source string) http.Handler {
 				in.Alerts[i].ReceivedAt = now
 			}
 		}
-		id, err := s.cfg.Journal.Append(&Entry{Source: source, Received: now, Alerts: in.Alerts})
+		entry := &Entry{Source: source, Received: now, Alerts: in.Alerts}
+		id, err := s.cfg.Journal.Append(entry)
 		if err != nil {
 			<-s.slots
 			s.log.Error("cannot journal an accepted request", "error", err)
@@ -304,7 +305,7 @@ func (s *Server) accept(source string) http.Handler {
 		if delivery != "" {
 			s.seen.add(source + "/" + delivery)
 		}
-		s.queue <- id // never blocks: a slot is held
+		s.queue <- job{id: id, entry: entry} // never blocks: a slot is held
 		s.m.queueDepth.Set(float64(len(s.slots)))
 		s.m.alerts.WithLabelValues(source, "accepted").Add(float64(len(in.Alerts)))
 		s.m.acceptSeconds.Observe(time.Since(start).Seconds())

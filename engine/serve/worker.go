@@ -15,14 +15,21 @@ import (
 	"github.com/firebreak-dev/firebreak/engine/run"
 )
 
+// job is a journal entry to handle: entry is the one accepted, or nil for
+// one left by the last process, read from the journal.
+type job struct {
+	id    string
+	entry *Entry
+}
+
 // worker handles journal entries until the queue closes or ctx ends.
 func (s *Server) worker(ctx context.Context) {
-	for id := range s.queue {
+	for j := range s.queue {
 		if ctx.Err() != nil {
 			s.release()
 			continue // left in the journal
 		}
-		s.handle(ctx, id)
+		s.handle(ctx, j)
 	}
 }
 
@@ -37,12 +44,15 @@ func (s *Server) release() {
 // entries came; the steps started then, and the retries when the log
 // cannot take the entry, go on in the background, so the next entry does
 // not wait for them. The accepted alerts are never dropped.
-func (s *Server) handle(ctx context.Context, id string) {
-	entry, err := s.cfg.Journal.Read(id)
-	if err != nil {
-		s.log.Error("unreadable journal entry; left in place for a person", "id", id, "error", err)
-		s.release()
-		return
+func (s *Server) handle(ctx context.Context, j job) {
+	id, entry := j.id, j.entry
+	if entry == nil {
+		var err error
+		if entry, err = s.cfg.Journal.Read(id); err != nil {
+			s.log.Error("unreadable journal entry; left in place for a person", "id", id, "error", err)
+			s.release()
+			return
+		}
 	}
 	e := s.engine.Load()
 	h := e.Start(ctx, entry.Alerts)
