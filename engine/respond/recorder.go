@@ -217,6 +217,8 @@ func (r *Recorder) Run(ctx context.Context) {
 			case <-ctx.Done():
 				return
 			case <-r.wake:
+			case <-time.After(refreshEvery):
+				r.refresh(ctx)
 			}
 			continue
 		}
@@ -255,6 +257,38 @@ func (r *Recorder) settle(ctx context.Context) bool {
 		case <-time.After(wait):
 		}
 	}
+}
+
+// refreshEvery is how often an idle Recorder looks for commits of other
+// writers (`firebreak resolve` in a terminal), so that the next alert is
+// not decided on a log older than that.
+var refreshEvery = 10 * time.Second
+
+// refresh starts the log afresh from the branch when another writer moved
+// it and nothing is waiting to be committed.
+func (r *Recorder) refresh(ctx context.Context) {
+	var head string
+	if _, _, err := r.ledger.Update(ctx, func(v ledger.View) (string, map[string][]byte, error) {
+		head = v.Head()
+		return "", nil, nil
+	}); err != nil || head == r.base() {
+		return
+	}
+	v, err := r.headView(ctx)
+	if err != nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.pending) == 0 {
+		r.view, r.cur = v, newTx(v, r.dir)
+	}
+}
+
+func (r *Recorder) base() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.view.head
 }
 
 func (r *Recorder) idle() bool {

@@ -201,3 +201,45 @@ func TestRecorderCommitFails(t *testing.T) {
 		t.Errorf("timeline lacks the mitigation: %+v", got.Timeline)
 	}
 }
+
+// TestRecorderSeesResolveByHand: an incident resolved from a terminal (a
+// second engine committing straight to the branch) is seen resolved by an
+// idle server's log, so the group's next alert opens a new incident
+// instead of joining the old one.
+func TestRecorderSeesResolveByHand(t *testing.T) {
+	t.Cleanup(respond.SetRefreshEvery(20 * time.Millisecond)) // undone after the committer stops
+	w := newWorld(t, false)
+	e := w.engine()
+	r, run := withRecorder(t, w, e, 0)
+	run()
+	start := w.clock.Now().Add(-time.Minute)
+	id := one(t, handle(t, e, alertOf("Chatty", "a", "firing", "fp-a", start)), respond.Opened).Incident
+	if err := r.Wait(t.Context(), r.Applied()); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.engine().Resolve(t.Context(), id, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		in, err := e.Get(t.Context(), id)
+		if err == nil && in.Status == incident.Resolved {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the server's log still has %s as %v (%v)", id, in.Status, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	w.clock.advance(time.Hour)
+	o := one(t, handle(t, e, alertOf("Chatty", "a", "firing", "fp-a2", w.clock.Now())), respond.Opened)
+	if o.Incident == id {
+		t.Fatalf("the new alert went to the resolved incident %s", id)
+	}
+	if err := r.Wait(t.Context(), r.Applied()); err != nil {
+		t.Fatal(err)
+	}
+	if got := w.incidentFiles(); len(got) != 2 {
+		t.Errorf("incident files %v, want two", got)
+	}
+}
