@@ -352,9 +352,10 @@ func (r *Recorder) commit(ctx context.Context) error {
 	// batch was taken run again on it.
 	v, err := r.headView(ctx)
 	if err != nil {
-		// cur stays on the old head; the next commit finds the branch
-		// moved and applies its changes again.
-		return err
+		// The commit landed. cur stays on the old head; the next commit
+		// finds the branch moved and applies its changes again.
+		r.log.Warn("incident log not rebuilt on the moved branch yet", "error", err)
+		return nil
 	}
 	r.view, r.cur = v, r.replay(v, r.pending)
 	return nil
