@@ -50,6 +50,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"math"
 	"net/http"
 	"os"
 	"os/exec"
@@ -74,7 +75,7 @@ type options struct {
 	bin                          string
 	alerts, batch, groups        int
 	spread, senders, workers     int
-	maxPending                   int
+	maxPending, maxRuns          int
 	timeout, interval            time.Duration
 	cpuprofile, memprofile, work string
 	keep, peer                   bool
@@ -95,6 +96,7 @@ func run(args []string, stdout io.Writer) int {
 	fs.IntVar(&o.senders, "senders", 8, "requests in flight at once")
 	fs.IntVar(&o.workers, "workers", 0, "the server's --workers; 0: its default")
 	fs.IntVar(&o.maxPending, "max-pending", 0, "the server's --max-pending (requests waiting before 503s); 0: its default")
+	fs.IntVar(&o.maxRuns, "max-runs", 0, "the server's --max-runs (runs of one playbook at once); 0: its default")
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Minute, "give up waiting for the engine after this long")
 	fs.DurationVar(&o.interval, "interval", 0, "each sender's pause after a request is accepted (a trickle instead of a storm: the engine's latency unloaded)")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the storm to this file (in-process only)")
@@ -167,12 +169,13 @@ func bench(o options, out func(string, ...any)) (ok bool, err error) {
 		return false, err
 	}
 	defer s.hookSrv.Close()
+	k := knobs{workers: o.workers, maxPending: o.maxPending, maxRuns: o.maxRuns}
 	what := "in this process (serve.New, wired as cmd/firebreak/serve.go)"
 	if o.bin != "" {
-		err = s.startBinary(o.bin, o.workers, o.maxPending)
+		err = s.startBinary(o.bin, k)
 		what = "firebreak serve, the built binary (its own process)"
 	} else {
-		err = s.startInProcess(o.workers, o.maxPending)
+		err = s.startInProcess(k)
 	}
 	if err != nil {
 		return false, err
@@ -202,12 +205,31 @@ func bench(o options, out func(string, ...any)) (ok bool, err error) {
 		runtime.SetBlockProfileRate(int(100 * time.Microsecond))
 		runtime.SetMutexProfileFraction(10)
 	}
+	// The profile covers the storm up to the last first action: what the
+	// latency goal is about, not the commits after it.
+	profiling := o.cpuprofile != ""
+	stopProfile := func() {
+		if !profiling {
+			return
+		}
+		profiling = false
+		pprof.StopCPUProfile()
+		for _, kind := range []string{"block", "mutex"} {
+			if f, err := os.Create(o.cpuprofile + "." + kind); err == nil {
+				pprof.Lookup(kind).WriteTo(f, 0)
+				f.Close()
+			}
+		}
+	}
 	res := send(ctx, s.url+"/v1/alerts/alertmanager", batches, o.senders, o.interval)
 
 	// Wait for the engine: every step finished and nothing queued.
 	var m metrics
 	var opened, done time.Time
 	for {
+		if s.hook.deliveries() >= o.groups {
+			stopProfile()
+				}
 		m, err = scrape(s.url)
 		if err == nil {
 			if opened.IsZero() && m.get(`firebreak_alert_groups_total{what="opened"}`) >= float64(o.groups) {
@@ -226,15 +248,7 @@ func bench(o options, out func(string, ...any)) (ok bool, err error) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if o.cpuprofile != "" {
-		pprof.StopCPUProfile()
-		for _, kind := range []string{"block", "mutex"} {
-			if f, err := os.Create(o.cpuprofile + "." + kind); err == nil {
-				pprof.Lookup(kind).WriteTo(f, 0)
-				f.Close()
-			}
-		}
-	}
+	stopProfile()
 	rss, rssErr := s.peakRSS()
 	cpuUser, cpuSys, cpuErr := s.cpuTime()
 	if o.memprofile != "" {
@@ -327,9 +341,10 @@ func bench(o options, out func(string, ...any)) (ok bool, err error) {
 	out("           exact, and an upper bound: it includes the notify's own I/O (%d incidents)\n", len(delivered))
 	out("           p50 %s  p90 %s  p99 %s  max %s\n", round(pct(delivered, 50)), round(pct(delivered, 90)), round(pct(delivered, 99)), round(pct(delivered, 100)))
 	h := m.histogram("firebreak_first_action_latency_seconds")
-	out("first action: server histogram firebreak_first_action_latency_seconds (receipt of the opening request → step started;\n")
-	out("           %d observations, interpolated in its buckets, which end at 8.2 s)\n", int(h.count))
-	out("           p50 %s  p90 %s  p99 %s  mean %s\n", h.quantile(0.5), h.quantile(0.9), h.quantile(0.99), h.mean())
+	_, p99Upper, p99Known := h.quantileAt(0.99)
+	out("first action: the engine's added latency, server histogram firebreak_first_action_latency_seconds\n")
+	out("           (the opening request's arrival → its first step started; %d observations, interpolated in buckets ×1.26 apart)\n", int(h.count))
+	out("           p50 %s  p90 %s  p99 %s (bucket ≤ %s)  mean %s\n", h.quantile(0.5), h.quantile(0.9), h.quantile(0.99), dur(p99Upper), h.mean())
 	out("first action: incident records (step started; whole seconds, as records keep times)\n")
 	out("           p50 %s  p90 %s  p99 %s  max %s\n", round(pct(fromRecord, 50)), round(pct(fromRecord, 90)), round(pct(fromRecord, 99)), round(pct(fromRecord, 100)))
 	sd := m.labelledHistogram("firebreak_step_duration_seconds", `action="notify"`)
@@ -397,7 +412,9 @@ func bench(o options, out func(string, ...any)) (ok bool, err error) {
 	out("\n")
 	p99 := pct(delivered, 99)
 	out("goal  accepted alerts/s >= %.0f: %.0f %s\n", goalRate, rate, verdict(rate >= goalRate))
-	out("goal  first action p99 <= %s: %s (receipt → delivery, an upper bound) %s\n", goalFirstAction, round(p99), verdict(len(delivered) > 0 && p99 <= goalFirstAction))
+	goalMet := p99Known && p99Upper <= goalFirstAction.Seconds()
+	out("goal  engine's added latency, receipt → first action started, p99 <= %s: bucket ≤ %s %s\n", goalFirstAction, dur(p99Upper), verdict(goalMet))
+	out("check first action p99 on the bench's clock, sent → delivered (with the request's upload and the notify's I/O): %s (figure)\n", round(p99))
 	lat := res.latencies()
 	out("check request→2xx p99: %s (figure)\n", round(pct(lat, 99)))
 	out("check peak RSS: %.0f MB (figure)\n", float64(rss)/(1<<20))
@@ -562,21 +579,35 @@ func (m metrics) labelledHistogram(name, labels string) histogram {
 // quantile interpolates linearly within the bucket, as PromQL's
 // histogram_quantile does; beyond the last finite bucket it says ">".
 func (h histogram) quantile(q float64) string {
-	if h.count == 0 {
+	at, _, ok := h.quantileAt(q)
+	switch {
+	case !ok:
 		return "-"
+	case math.IsInf(at, 1):
+		return "> " + dur(h.bounds[len(h.bounds)-2])
+	}
+	return dur(at)
+}
+
+// quantileAt interpolates quantile q in its bucket and returns it with
+// the bucket's upper edge, which no more than the quantile's share of
+// observations exceed: the figure a goal is held to.
+func (h histogram) quantileAt(q float64) (at, upper float64, ok bool) {
+	if h.count == 0 {
+		return 0, 0, false
 	}
 	rank := q * h.count
 	lower, below := 0.0, 0.0
 	for i, le := range h.bounds {
 		if h.counts[i] >= rank {
-			if le > 1e300 {
-				return "> " + dur(lower)
+			if math.IsInf(le, 1) || le > 1e300 {
+				return math.Inf(1), math.Inf(1), true
 			}
-			return dur(lower + (le-lower)*(rank-below)/max(h.counts[i]-below, 1))
+			return lower + (le-lower)*(rank-below)/max(h.counts[i]-below, 1), le, true
 		}
 		lower, below = le, h.counts[i]
 	}
-	return "-"
+	return 0, 0, false
 }
 
 func (h histogram) mean() string {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -133,7 +134,10 @@ func (s *site) git(args ...string) ([]byte, error) {
 
 // startBinary runs `firebreak serve` on the repository and waits until it
 // is ready.
-func (s *site) startBinary(bin string, workers, maxPending int) error {
+// knobs are the server options a storm may set; 0 leaves the default.
+type knobs struct{ workers, maxPending, maxRuns int }
+
+func (s *site) startBinary(bin string, k knobs) error {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err
@@ -146,11 +150,14 @@ func (s *site) startBinary(bin string, workers, maxPending int) error {
 		return err
 	}
 	args := []string{"serve", s.dir, "--listen", addr, "--state-dir", s.state, "--cache-dir", s.cache}
-	if workers > 0 {
-		args = append(args, "--workers", strconv.Itoa(workers))
+	if k.workers > 0 {
+		args = append(args, "--workers", strconv.Itoa(k.workers))
 	}
-	if maxPending > 0 {
-		args = append(args, "--max-pending", strconv.Itoa(maxPending))
+	if k.maxPending > 0 {
+		args = append(args, "--max-pending", strconv.Itoa(k.maxPending))
+	}
+	if k.maxRuns > 0 {
+		args = append(args, "--max-runs", strconv.Itoa(k.maxRuns))
 	}
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), "FIREBREAK_SECRET_API_TOKEN="+apiToken)
@@ -181,7 +188,7 @@ func (s *site) startBinary(bin string, workers, maxPending int) error {
 
 // startInProcess runs the server in this process, wired as
 // cmd/firebreak/serve.go wires it (no GitHub).
-func (s *site) startInProcess(workers, maxPending int) error {
+func (s *site) startInProcess(k knobs) error {
 	l, err := ledger.OpenLocal(s.dir, ledger.Options{})
 	if err != nil {
 		return err
@@ -206,9 +213,9 @@ func (s *site) startInProcess(workers, maxPending int) error {
 	if err != nil {
 		return err
 	}
-	slots := respond.NewRunSlots(64) // serve's --max-runs default
+	slots := respond.NewRunSlots(cmp.Or(k.maxRuns, respond.DefaultMaxRuns))
 	cfg := serve.Config{
-		Journal: j, Branch: "main", APIToken: []byte(apiToken), Workers: workers, MaxPending: maxPending, Log: log,
+		Journal: j, Branch: "main", APIToken: []byte(apiToken), Workers: k.workers, MaxPending: k.maxPending, Log: log,
 		Load: func(ctx context.Context) (*respond.Engine, error) {
 			r, err := repo.Load(s.dir)
 			if err != nil {

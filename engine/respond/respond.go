@@ -202,6 +202,10 @@ type RunSlots struct {
 	m   map[string]chan struct{}
 }
 
+// DefaultMaxRuns is how many runs of one playbook serve allows at once
+// unless told otherwise (--max-runs).
+const DefaultMaxRuns = 256
+
 // NewRunSlots allows per runs of each playbook at once (at least one).
 func NewRunSlots(per int) *RunSlots {
 	return &RunSlots{per: max(per, 1), m: map[string]chan struct{}{}}

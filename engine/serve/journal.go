@@ -1,6 +1,7 @@
 package serve
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/firebreak-dev/firebreak/engine/alert"
 	"github.com/firebreak-dev/firebreak/schema"
 )
 
@@ -29,7 +31,19 @@ type Journal struct {
 type Entry struct {
 	Source   string         `json:"source"`
 	Received time.Time      `json:"received"`
-	Alerts   []schema.Alert `json:"alerts"`
+	Alerts   []schema.Alert `json:"alerts,omitempty"`
+	// Body is the request's body as it came, which the journal keeps
+	// instead of encoding Alerts again: Read decodes it as Source.
+	Body []byte `json:"-"`
+}
+
+// header is the first line of an entry file; the body follows it. A
+// file of one JSON line is an Entry with its alerts (as written before
+// bodies were kept).
+type header struct {
+	Source     string    `json:"source"`
+	Received   time.Time `json:"received"`
+	Normalized bool      `json:"normalized,omitempty"` // the body is Alerts as JSON
 }
 
 // OpenJournal opens (creating) the journal in dir.
@@ -48,10 +62,20 @@ func OpenJournal(dir string) (*Journal, error) {
 
 // Append stores e durably and returns its id. Ids sort in append order.
 func (j *Journal) Append(e *Entry) (string, error) {
-	data, err := json.Marshal(e)
+	h := header{Source: e.Source, Received: e.Received}
+	body := e.Body
+	if body == nil {
+		h.Normalized = true
+		var err error
+		if body, err = json.Marshal(e.Alerts); err != nil {
+			return "", err
+		}
+	}
+	data, err := json.Marshal(h)
 	if err != nil {
 		return "", err
 	}
+	data = append(append(data, '\n'), body...)
 	j.mu.Lock()
 	j.seq++
 	id := fmt.Sprintf("%020d-%06d", time.Now().UnixNano(), j.seq%1_000_000)
@@ -85,11 +109,41 @@ func (j *Journal) Read(id string) (*Entry, error) {
 	if err != nil {
 		return nil, fmt.Errorf("journal: %w", err)
 	}
-	var e Entry
-	if err := json.Unmarshal(data, &e); err != nil {
-		return nil, fmt.Errorf("journal %s: %w", id, err)
+	first, body, ok := bytes.Cut(data, []byte("\n"))
+	if !ok {
+		var e Entry
+		if err := json.Unmarshal(data, &e); err != nil {
+			return nil, fmt.Errorf("journal %s: %w", id, err)
+		}
+		return &e, nil
 	}
-	return &e, nil
+	var h header
+	if err := json.Unmarshal(first, &h); err != nil {
+		return nil, fmt.Errorf("journal %s: header: %w", id, err)
+	}
+	e := &Entry{Source: h.Source, Received: h.Received}
+	if h.Normalized {
+		if err := json.Unmarshal(body, &e.Alerts); err != nil {
+			return nil, fmt.Errorf("journal %s: %w", id, err)
+		}
+		return e, nil
+	}
+	in, err := alert.DecodeSource(h.Source, "journal "+id, body)
+	if err != nil {
+		return nil, err
+	}
+	e.Alerts = in.Alerts
+	stampReceived(e.Alerts, e.Received)
+	return e, nil
+}
+
+// stampReceived sets the receipt time of alerts that do not carry one.
+func stampReceived(alerts []schema.Alert, at time.Time) {
+	for i := range alerts {
+		if alerts[i].ReceivedAt.IsZero() {
+			alerts[i].ReceivedAt = at
+		}
+	}
 }
 
 // Done removes entry id: its alerts are in the repository.

@@ -288,14 +288,13 @@ func (s *Server) accept(source string) http.Handler {
 			fail(w, http.StatusServiceUnavailable, "too many alerts waiting to be handled; send again later")
 			return
 		}
-		now := time.Now().UTC()
-		for i := range in.Alerts {
-			if in.Alerts[i].ReceivedAt.IsZero() {
-				in.Alerts[i].ReceivedAt = now
-			}
-		}
-		entry := &Entry{Source: source, Received: now, Alerts: in.Alerts}
+		// Receipt is when the request came, not when it was read: the
+		// engine's latency counts the reading and the journal too.
+		received := start.UTC()
+		stampReceived(in.Alerts, received)
+		entry := &Entry{Source: in.Source, Received: received, Alerts: in.Alerts, Body: body}
 		id, err := s.cfg.Journal.Append(entry)
+		entry.Body = nil // on disk now; the engine takes the alerts
 		if err != nil {
 			<-s.slots
 			s.log.Error("cannot journal an accepted request", "error", err)
