@@ -51,6 +51,10 @@ const (
 	DefaultWaitMax       = 30 * time.Second
 	DefaultRetryAfterMax = time.Minute
 	DefaultMaxBodyBytes  = 10 << 20
+	// MaxConnsPerHost bounds the requests to one host at once: a storm
+	// of incidents notifying one channel does not open thousands of
+	// connections to it.
+	MaxConnsPerHost = 64
 	// errorBodyBytes is how much of an error response StatusError keeps.
 	errorBodyBytes = 1024
 	// errorBodyRead is how much of an error response is read and redacted
@@ -139,10 +143,13 @@ func New(opts Options) *Client {
 	base := opts.Transport
 	if base == nil {
 		t := cleanhttp.DefaultPooledTransport()
-		// A storm sends many notifies to one webhook at once; with the
-		// default idle pool (GOMAXPROCS+1 per host) most of them dialed
-		// a new connection and closed it after.
-		t.MaxIdleConnsPerHost = 64
+		// A storm sends many notifies to one webhook at once. At most
+		// MaxConnsPerHost go at once (the rest wait for a connection, as
+		// part of their step), and they are kept: with the default idle
+		// pool (GOMAXPROCS+1 per host) most of them dialed a new
+		// connection and closed it after.
+		t.MaxConnsPerHost = MaxConnsPerHost
+		t.MaxIdleConnsPerHost = MaxConnsPerHost
 		base = t
 	}
 	c.rc = &retryablehttp.Client{
