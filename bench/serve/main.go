@@ -229,7 +229,7 @@ func bench(o options, out func(string, ...any)) (ok bool, err error) {
 	for {
 		if s.hook.deliveries() >= o.groups {
 			stopProfile()
-				}
+		}
 		m, err = scrape(s.url)
 		if err == nil {
 			if opened.IsZero() && m.get(`firebreak_alert_groups_total{what="opened"}`) >= float64(o.groups) {
