@@ -48,11 +48,19 @@ install-actionlint:
 	GOBIN=$(CURDIR)/bin GOFLAGS= $(GO) install github.com/rhysd/actionlint/cmd/actionlint@$(ACTIONLINT_VERSION)
 
 # Each fuzz target for FUZZTIME; go test -fuzz takes one target at a time.
+# Go 1.26's fuzz coordinator can fail a target with a bare "context deadline
+# exceeded" as -fuzztime ends while a worker is busy (golang/go#75804, fixed
+# in Go 1.27): that, with no failing input written, is not a finding.
 fuzz:
 	@set -e; for pkg in $$($(GO) list ./...); do \
 	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
 	    echo "fuzz $$pkg $$f"; \
-	    $(GO) test -run='^$$' -fuzz="^$$f$$" -fuzztime=$(FUZZTIME) -fuzzminimizetime=10x $$pkg; \
+	    out=$$($(GO) test -run='^$$' -fuzz="^$$f$$" -fuzztime=$(FUZZTIME) -fuzzminimizetime=10x $$pkg 2>&1) && rc=0 || rc=$$?; \
+	    echo "$$out"; \
+	    if [ $$rc -ne 0 ]; then \
+	      if echo "$$out" | grep -q 'Failing input written to' || ! echo "$$out" | grep -qx '    context deadline exceeded'; then exit $$rc; fi; \
+	      echo "fuzz $$f: the fuzztime deadline race of golang/go#75804, no failing input: not a finding"; \
+	    fi; \
 	  done; \
 	done
 
