@@ -83,7 +83,7 @@ start unless --insecure. Every flag can also be set as FIREBREAK_<FLAG>
 	cmd.Flags().StringVar(&opts.listen, "listen", ":8080", "address to listen on")
 	cmd.Flags().StringVar(&opts.stateDir, "state-dir", "", "where the journal of accepted alerts is kept (default: the user state dir)")
 	cmd.Flags().BoolVar(&opts.insecure, "insecure", false, "start without an API token: anyone can send alerts")
-	cmd.Flags().IntVar(&opts.workers, "workers", 4, "alert requests handled at once")
+	cmd.Flags().IntVar(&opts.workers, "workers", 4, "queued alert requests handled at once (a request is handled by itself when none wait)")
 	cmd.Flags().IntVar(&opts.maxRuns, "max-runs", respond.DefaultMaxRuns, "runs of one playbook's steps going on at once")
 	cmd.Flags().Int64Var(&opts.maxBody, "max-body", 10<<20, "largest request body accepted, in bytes")
 	cmd.Flags().IntVar(&opts.maxPending, "max-pending", 10_000, "accepted requests waiting to be handled before 503s")

@@ -422,6 +422,46 @@ func TestOverloadAnswers503(t *testing.T) {
 	s.waitFor("the accepted two", func() bool { return len(s.incidents()) == 2 })
 }
 
+// TestAnswerNotHeldBySteps: wired as serve wires it (a Recorder, run
+// slots), a request is decided by its own goroutine, and its 2xx reaches
+// the sender whole while the steps it started still run.
+func TestAnswerNotHeldBySteps(t *testing.T) {
+	s := newSite(t)
+	s.hooks.block = make(chan struct{})
+	s.start(func(c *serve.Config) {
+		load := c.Load
+		var rec *respond.Recorder
+		c.Load = func(ctx context.Context) (*respond.Engine, error) {
+			e, err := load(ctx)
+			if err != nil {
+				return nil, err
+			}
+			if rec == nil {
+				if rec, err = respond.NewRecorder(ctx, e.Ledger, e.Repo.Config.Paths.Incidents, c.Log); err != nil {
+					return nil, err
+				}
+			}
+			e.Recorder, e.RunSlots = rec, respond.NewRunSlots(4)
+			return e, nil
+		}
+	})
+	for i := range 3 {
+		done := make(chan int, 1)
+		go func() { code, _ := s.post("/v1/alerts/alertmanager", amBody("firing", fmt.Sprint("held", i)), bearer...); done <- code }()
+		select {
+		case code := <-done:
+			if code != http.StatusAccepted {
+				t.Fatalf("request %d: %d, want 202", i, code)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("request %d: no answer while its steps wait", i)
+		}
+	}
+	close(s.hooks.block)
+	s.waitFor("three incidents", func() bool { return len(s.incidents()) == 3 })
+	s.waitFor("the journal to drain", func() bool { ids, _ := os.ReadDir(s.journal); return len(ids) == 0 })
+}
+
 // TestGrafanaSignature: with a Grafana secret, Grafana's HMAC (over the
 // body, or "timestamp:body") replaces the bearer token.
 func TestGrafanaSignature(t *testing.T) {

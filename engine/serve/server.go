@@ -54,7 +54,9 @@ type Config struct {
 	// MaxPending bounds the accepted requests not yet handled; beyond it
 	// the server answers 503 with Retry-After. 10,000 when 0.
 	MaxPending int
-	// Workers handle accepted requests concurrently; 4 when 0.
+	// Workers handle queued requests (left by the last process, or
+	// arriving while others wait) concurrently; 4 when 0. A request with
+	// none queued before it is handled by its own goroutine.
 	Workers int
 	// Branch is the playbook repository's branch: a verified push to it
 	// reloads the playbooks.
@@ -83,7 +85,10 @@ type Server struct {
 	work    sync.WaitGroup
 	// inflight is the entries handled whose steps or commits are not done: see handle.
 	inflight sync.WaitGroup
-	flushC   chan struct{}
+	// workCtx is what handling runs under once Serve has started; set
+	// before the listener serves, never changed.
+	workCtx context.Context
+	flushC  chan struct{}
 }
 
 // ErrNoSecret: the server would be open to anyone.
@@ -155,6 +160,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, grace time.Duration
 	if r := s.engine.Load().Recorder; r != nil {
 		recDone.Go(func() { r.Run(recCtx) })
 	}
+	s.workCtx = workCtx
 	s.start(workCtx)
 	srv := &http.Server{
 		Handler:           s.Handler(),
@@ -304,13 +310,31 @@ func (s *Server) accept(source string) http.Handler {
 		if delivery != "" {
 			s.seen.add(source + "/" + delivery)
 		}
-		s.queue <- job{id: id, entry: entry} // never blocks: a slot is held
+		j := job{id: id, entry: entry}
+		// With nothing queued before it, the request's own goroutine
+		// decides its alerts once its 2xx is sent: a hop through the
+		// queue cost a storm's first actions tens of milliseconds, and
+		// the sender's next request on this connection waits meanwhile.
+		// Only when steps run in the background (RunSlots): the
+		// connection is held while the alerts are decided, not run.
+		direct := s.workCtx != nil && len(s.queue) == 0 && s.engine.Load().RunSlots != nil
+		if !direct {
+			s.queue <- j // never blocks: a slot is held
+		}
 		s.m.queueDepth.Set(float64(len(s.slots)))
 		s.m.alerts.WithLabelValues(source, "accepted").Add(float64(len(in.Alerts)))
 		s.m.acceptSeconds.Observe(time.Since(start).Seconds())
+		answer, _ := json.Marshal(map[string]any{"accepted": len(in.Alerts), "id": id})
+		answer = append(answer, '\n')
 		w.Header().Set("Content-Type", "application/json")
+		// A length, so that the flush below hands the client its whole answer.
+		w.Header().Set("Content-Length", strconv.Itoa(len(answer)))
 		w.WriteHeader(http.StatusAccepted)
-		json.NewEncoder(w).Encode(map[string]any{"accepted": len(in.Alerts), "id": id})
+		w.Write(answer)
+		if direct {
+			http.NewResponseController(w).Flush()
+			s.take(s.workCtx, j)
+		}
 	})
 }
 

@@ -25,12 +25,18 @@ type job struct {
 // worker handles journal entries until the queue closes or ctx ends.
 func (s *Server) worker(ctx context.Context) {
 	for j := range s.queue {
-		if ctx.Err() != nil {
-			s.release()
-			continue // left in the journal
-		}
-		s.handle(ctx, j)
+		s.take(ctx, j)
 	}
+}
+
+// take handles entry j unless the server is shutting down, when it stays
+// in the journal for the next start.
+func (s *Server) take(ctx context.Context, j job) {
+	if ctx.Err() != nil {
+		s.release()
+		return
+	}
+	s.handle(ctx, j)
 }
 
 // release frees the queue slot of an entry that is no longer pending.
