@@ -447,7 +447,10 @@ func TestAnswerNotHeldBySteps(t *testing.T) {
 	})
 	for i := range 3 {
 		done := make(chan int, 1)
-		go func() { code, _ := s.post("/v1/alerts/alertmanager", amBody("firing", fmt.Sprint("held", i)), bearer...); done <- code }()
+		go func() {
+			code, _ := s.post("/v1/alerts/alertmanager", amBody("firing", fmt.Sprint("held", i)), bearer...)
+			done <- code
+		}()
 		select {
 		case code := <-done:
 			if code != http.StatusAccepted {
