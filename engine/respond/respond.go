@@ -203,8 +203,14 @@ type RunSlots struct {
 }
 
 // DefaultMaxRuns is how many runs of one playbook serve allows at once
-// unless told otherwise (--max-runs).
-const DefaultMaxRuns = 256
+// unless told otherwise (--max-runs). It bounds the engine's goroutines
+// and memory in a storm; what production is protected by sits where the
+// limit is real — the policy's runs_per_hour, one push at a time per git
+// target, at most webclient.MaxConnsPerHost requests to one host — so it
+// is set where a storm's runs do not wait for each other: with 64 and 256
+// slots, a 2,000-incident storm's first actions queued behind the notifies
+// of other incidents for most of a second.
+const DefaultMaxRuns = 4096
 
 // NewRunSlots allows per runs of each playbook at once (at least one).
 func NewRunSlots(per int) *RunSlots {
@@ -329,7 +335,8 @@ func (e *Engine) decide(ctx context.Context, g *group) (Outcome, func() (*run.Re
 	switch {
 	case o.What == Opened:
 		id := d.id
-		return o, func() (*run.Result, error) { return e.runSteps(ctx, id, g.pb, rendered) }, nil
+		fresh := &incident.Incident{ID: id} // just opened: no step to resume
+		return o, func() (*run.Result, error) { return e.runStepsOf(ctx, fresh, id, g.pb, rendered) }, nil
 	case o.What == Joined && d.resume:
 		o.What = Resumed
 		id := d.id

@@ -20,9 +20,18 @@ import (
 // again (idempotently). Steps the record says succeeded are not run; the
 // record's approvals and denials decide the steps that need one.
 func (e *Engine) runSteps(ctx context.Context, id string, pb *repo.Playbook, p *render.Plan) (*run.Result, error) {
-	in, err := e.Get(ctx, id)
-	if err != nil {
-		return nil, err
+	return e.runStepsOf(ctx, nil, id, pb, p)
+}
+
+// runStepsOf is runSteps given the incident's record, or nil to read it.
+// A record just opened has nothing to resume, and not reading it again
+// spares the incident log's lock one taking per run in a storm.
+func (e *Engine) runStepsOf(ctx context.Context, in *incident.Incident, id string, pb *repo.Playbook, p *render.Plan) (*run.Result, error) {
+	if in == nil {
+		var err error
+		if in, err = e.Get(ctx, id); err != nil {
+			return nil, err
+		}
 	}
 	req := &run.Request{
 		Incident: id, Playbook: pb.Name, Owner: pb.Owner,
@@ -75,7 +84,7 @@ func (e *Engine) runSteps(ctx context.Context, id string, pb *repo.Playbook, p *
 	if e.Runner.DryRun {
 		return res, nil
 	}
-	_, err = changeNow(ctx, e, func(t *tx, _ *struct{}) error {
+	_, err := changeNow(ctx, e, func(t *tx, _ *struct{}) error {
 		in, p, err := t.byID(id)
 		if err != nil {
 			return err
