@@ -43,6 +43,12 @@ type Recorder struct {
 	log    *slog.Logger
 	wake   chan struct{}
 
+	// Changes wait in queue; one caller at a time (the combiner) applies
+	// all that wait under one taking of mu: see apply.
+	qmu       sync.Mutex
+	queue     []*applyReq
+	combining bool
+
 	mu      sync.Mutex
 	cur     *tx        // the branch at cur.head plus every change in pending
 	view    *headView  // what cur reads
@@ -139,13 +145,80 @@ func (v *headView) List(dir string) ([]string, error) { return v.l.List(v.ctx, d
 
 func (v *headView) Head() string { return v.head }
 
+// applyReq is a change waiting to be applied, and then its result.
+type applyReq struct {
+	first, again func(t *tx) error
+	seq          uint64
+	err          error
+	done         chan struct{}
+}
+
 // apply runs first on the log and keeps what it changed; on an error it
 // changes nothing. again is what runs when the change must be applied
 // once more on another head. It returns the change's sequence number, 0
 // when it changed nothing.
+//
+// In a storm thousands of runs and decisions change the log at once.
+// Taking mu for each made a convoy: a contended mutex hands itself to the
+// next waiter, which first has to get a CPU, so the log stood still
+// between changes. Instead the change is queued; a caller that finds no
+// one applying becomes the combiner and applies everything queued, in
+// order, under one taking of mu, until the queue is empty, and the others
+// just wait for their result.
 func (r *Recorder) apply(first, again func(t *tx) error) (uint64, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	req := r.submit(first, again)
+	return r.await(req)
+}
+
+// submit queues a change; await applies it (see apply). Changes submitted
+// one after another are applied in that order, and a caller with several
+// changes submits them all before it awaits the first: one wait for all.
+func (r *Recorder) submit(first, again func(t *tx) error) *applyReq {
+	req := &applyReq{first: first, again: again, done: make(chan struct{})}
+	r.qmu.Lock()
+	r.queue = append(r.queue, req)
+	r.qmu.Unlock()
+	return req
+}
+
+// await returns the result of req once it is applied, applying it, and
+// whatever else waits, when no one else is.
+func (r *Recorder) await(req *applyReq) (uint64, error) {
+	r.qmu.Lock()
+	if r.combining {
+		r.qmu.Unlock()
+		// The combiner drains the queue until it finds it empty, and
+		// req was queued before it could.
+		<-req.done
+		return req.seq, req.err
+	}
+	r.combining = true
+	r.qmu.Unlock()
+	for {
+		r.qmu.Lock()
+		batch := r.queue
+		r.queue = nil
+		if len(batch) == 0 {
+			r.combining = false
+			r.qmu.Unlock()
+			break
+		}
+		r.qmu.Unlock()
+		r.mu.Lock()
+		for _, q := range batch {
+			q.seq, q.err = r.applyLocked(q.first, q.again)
+		}
+		r.mu.Unlock()
+		for _, q := range batch {
+			close(q.done)
+		}
+	}
+	<-req.done // applied by this combiner, or by one before it
+	return req.seq, req.err
+}
+
+// applyLocked is apply with mu held.
+func (r *Recorder) applyLocked(first, again func(t *tx) error) (uint64, error) {
 	c := r.cur.child()
 	if err := first(c); err != nil {
 		if c.idxShared {

@@ -2,7 +2,9 @@ package respond
 
 import (
 	"errors"
+	"fmt"
 	"os/exec"
+	"sync"
 	"testing"
 	"time"
 
@@ -91,5 +93,76 @@ func TestRecorderFailedChangeLeavesNoTrace(t *testing.T) {
 	}
 	if r.Applied() != 1 || r.done != 0 {
 		t.Fatalf("applied %d, committed %d", r.Applied(), r.done)
+	}
+}
+
+// TestRecorderAppliesEveryChangeOnceInOrder: changes applied from many
+// goroutines at once are each applied exactly once; those one goroutine
+// submits together are applied in the order submitted; a failed one
+// fails only its caller.
+func TestRecorderAppliesEveryChangeOnceInOrder(t *testing.T) {
+	dir := t.TempDir()
+	for _, args := range [][]string{
+		{"init", "-q", "-b", "main"},
+		{"-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", "empty"},
+	} {
+		if out, err := exec.Command("git", append([]string{"-C", dir}, args...)...).CombinedOutput(); err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+	}
+	l, err := ledger.OpenLocal(dir, ledger.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	r, err := NewRecorder(t.Context(), l, "incidents", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const writers, each = 16, 25
+	var applied []string // written under r.mu only, by the changes
+	boom := errors.New("boom")
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			reqs := make([]*applyReq, each)
+			for i := range each {
+				name := fmt.Sprintf("%02d-%02d", w, i)
+				reqs[i] = r.submit(func(t2 *tx) error {
+					applied = append(applied, name)
+					if i == 7 {
+						return boom
+					}
+					return t2.owe("2026-11-21-p-"+name, keyIssue)
+				}, nil)
+			}
+			for i, req := range reqs {
+				seq, err := r.await(req)
+				if i == 7 {
+					if !errors.Is(err, boom) || seq != 0 {
+						t.Errorf("%02d-%02d: seq %d, %v; want the change's own error", w, i, seq, err)
+					}
+					continue
+				}
+				if err != nil || seq == 0 {
+					t.Errorf("%02d-%02d: seq %d, %v", w, i, seq, err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if len(applied) != writers*each {
+		t.Fatalf("%d changes applied, want %d", len(applied), writers*each)
+	}
+	last := map[string]string{}
+	for _, name := range applied {
+		w := name[:2]
+		if prev, ok := last[w]; ok && prev >= name {
+			t.Fatalf("%s applied after %s: out of the order submitted", name, prev)
+		}
+		last[w] = name
+	}
+	if got := r.Applied(); got != writers*(each-1) {
+		t.Errorf("log at change %d, want %d", got, writers*(each-1))
 	}
 }

@@ -153,9 +153,15 @@ func (e *Engine) Start(ctx context.Context, alerts []schema.Alert) *Handling {
 	h := &Handling{groups: e.group(alerts)}
 	h.out = make([]Outcome, len(h.groups))
 	h.errs = make([]error, len(h.groups))
+	// Every group's change is queued before any is waited for: with a
+	// Recorder they are applied together, in this order.
+	soon := make([]decided, len(h.groups))
+	for i, g := range h.groups {
+		soon[i] = e.decideSoon(ctx, g)
+	}
 	for i, g := range h.groups {
 		var next func() (*run.Result, error)
-		h.out[i], next, h.errs[i] = e.decide(ctx, g)
+		h.out[i], next, h.errs[i] = soon[i]()
 		if next == nil {
 			continue
 		}
@@ -280,25 +286,30 @@ type decision struct {
 	resume           bool // an open incident a gone runner left unfinished
 }
 
-// decide records g's alerts in the incident log — opening an incident,
-// joining one, resolving — and returns what is left to do: the steps to
-// run, if any.
-func (e *Engine) decide(ctx context.Context, g *group) (Outcome, func() (*run.Result, error), error) {
+// decided is the second half of a decision: see decideSoon.
+type decided func() (Outcome, func() (*run.Result, error), error)
+
+// decideSoon records g's alerts in the incident log — opening an
+// incident, joining one, resolving — in two halves: it queues the change
+// and returns what waits for it and then says what is left to do, the
+// steps to run if any, so that Start waits once for all its groups.
+// Resolving alerts is decided at once.
+func (e *Engine) decideSoon(ctx context.Context, g *group) decided {
 	o := Outcome{Playbook: g.pb.Name, Group: g.labels}
 	firing := slices.ContainsFunc(g.alerts, func(a *schema.Alert) bool { return a.Status == "firing" })
 	if !firing {
 		o, err := e.resolveGroup(ctx, g, o)
-		return o, nil, err
+		return func() (Outcome, func() (*run.Result, error), error) { return o, nil, err }
 	}
 	i := slices.IndexFunc(g.alerts, func(a *schema.Alert) bool { return a.Status == "firing" })
 	rendered, err := e.Planner.Render(g.pb.Name, g.alerts[i])
 	if err != nil {
-		return o, nil, err
+		return func() (Outcome, func() (*run.Result, error), error) { return o, nil, err }
 	}
 	g.plan = rendered
 
 	now := e.now()
-	d, err := changeNow(ctx, e, func(t *tx, d *decision) error {
+	wait := changeSoon(ctx, e, func(t *tx, d *decision) error {
 		idx, err := t.index()
 		if err != nil {
 			return err
@@ -328,6 +339,15 @@ func (e *Engine) decide(ctx context.Context, g *group) (Outcome, func() (*run.Re
 		}
 		return nil
 	})
+	return func() (Outcome, func() (*run.Result, error), error) {
+		d, err := wait()
+		return e.decision(ctx, g, o, d, err)
+	}
+}
+
+// decision is what decide returns once g's change is applied as d.
+func (e *Engine) decision(ctx context.Context, g *group, o Outcome, d decision, err error) (Outcome, func() (*run.Result, error), error) {
+	rendered := g.plan
 	o.Incident, o.What, o.Reason = d.id, d.what, d.reason
 	if err != nil {
 		return o, nil, err

@@ -143,19 +143,29 @@ func (t *tx) changed() bool {
 // once. Its out is the first run's; a second run on another head (see
 // Recorder) gets a throwaway one, since the caller is reading out by then.
 func changeNow[T any](ctx context.Context, e *Engine, fn func(t *tx, out *T) error) (T, error) {
+	return changeSoon(ctx, e, fn)()
+}
+
+// changeSoon is changeNow in two halves: with a Recorder it queues the
+// change and returns what waits for it, so that a caller with several
+// changes waits once for all of them; without, it changes the log first.
+func changeSoon[T any](ctx context.Context, e *Engine, fn func(t *tx, out *T) error) func() (T, error) {
 	var out T
 	if r := e.Recorder; r != nil {
-		_, err := r.apply(
+		req := r.submit(
 			func(t *tx) error { return fn(t, &out) },
 			func(t *tx) error { var again T; return fn(t, &again) })
-		return out, err
+		return func() (T, error) {
+			_, err := r.await(req)
+			return out, err
+		}
 	}
 	_, err := e.change(ctx, func(t *tx) error {
 		var zero T
 		out = zero
 		return fn(t, &out)
 	})
-	return out, err
+	return func() (T, error) { return out, err }
 }
 
 // indexCache is the index as index.json holds it at one commit, so that a
