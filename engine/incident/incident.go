@@ -405,15 +405,14 @@ func (in *Incident) Normalize() {
 	}
 }
 
-// Clone returns a deep copy of in.
+// Clone returns a copy of in that can be changed without changing in.
+// The alerts' label and annotation maps are shared: firebreak never
+// changes them in place (Normalize replaces them), and copying them was
+// most of the cost of every change to the incident log in a storm.
 func (in *Incident) Clone() *Incident {
 	c := *in
 	c.Group = maps.Clone(in.Group)
 	c.Alerts = slices.Clone(in.Alerts)
-	for i := range c.Alerts {
-		c.Alerts[i].Labels = maps.Clone(c.Alerts[i].Labels)
-		c.Alerts[i].Annotations = maps.Clone(c.Alerts[i].Annotations)
-	}
 	c.Steps = slices.Clone(in.Steps)
 	c.Timeline = slices.Clone(in.Timeline)
 	return &c
