@@ -54,7 +54,7 @@ const (
 	// MaxConnsPerHost bounds the requests to one host at once: a storm
 	// of incidents notifying one channel does not open thousands of
 	// connections to it.
-	MaxConnsPerHost = 64
+	MaxConnsPerHost = 256
 	// errorBodyBytes is how much of an error response StatusError keeps.
 	errorBodyBytes = 1024
 	// errorBodyRead is how much of an error response is read and redacted
