@@ -153,13 +153,20 @@ func (e *Engine) Start(ctx context.Context, alerts []schema.Alert) *Handling {
 	h := &Handling{groups: e.group(alerts)}
 	h.out = make([]Outcome, len(h.groups))
 	h.errs = make([]error, len(h.groups))
-	// Every group's change is queued before any is waited for: with a
-	// Recorder they are applied together, in this order.
+	// With a Recorder every group's change is queued before any is
+	// waited for, and they are applied together, in this order. Without,
+	// each is a commit of its own, decided as its turn comes (after the
+	// steps of the groups before it, when those run here).
 	soon := make([]decided, len(h.groups))
-	for i, g := range h.groups {
-		soon[i] = e.decideSoon(ctx, g)
+	if e.Recorder != nil {
+		for i, g := range h.groups {
+			soon[i] = e.decideSoon(ctx, g)
+		}
 	}
 	for i, g := range h.groups {
+		if soon[i] == nil {
+			soon[i] = e.decideSoon(ctx, g)
+		}
 		var next func() (*run.Result, error)
 		h.out[i], next, h.errs[i] = soon[i]()
 		if next == nil {
@@ -355,7 +362,12 @@ func (e *Engine) decision(ctx context.Context, g *group, o Outcome, d decision, 
 	switch {
 	case o.What == Opened:
 		id := d.id
-		fresh := &incident.Incident{ID: id} // just opened: no step to resume
+		var fresh *incident.Incident
+		if e.Recorder != nil {
+			// Just opened: no step to resume, and reading the record
+			// back would take the log's lock once more per run.
+			fresh = &incident.Incident{ID: id}
+		}
 		return o, func() (*run.Result, error) { return e.runStepsOf(ctx, fresh, id, g.pb, rendered) }, nil
 	case o.What == Joined && d.resume:
 		o.What = Resumed

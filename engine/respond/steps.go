@@ -24,8 +24,6 @@ func (e *Engine) runSteps(ctx context.Context, id string, pb *repo.Playbook, p *
 }
 
 // runStepsOf is runSteps given the incident's record, or nil to read it.
-// A record just opened has nothing to resume, and not reading it again
-// spares the incident log's lock one taking per run in a storm.
 func (e *Engine) runStepsOf(ctx context.Context, in *incident.Incident, id string, pb *repo.Playbook, p *render.Plan) (*run.Result, error) {
 	if in == nil {
 		var err error
