@@ -25,6 +25,14 @@ type Journal struct {
 	dir string
 	mu  sync.Mutex
 	seq uint64
+
+	// The directory syncs (see syncDir): begun and done count them.
+	smu         sync.Mutex
+	synced      *sync.Cond
+	begun, done uint64
+	syncing     bool
+	syncErr     error // of the last one done
+	syncFn      func(dir string) error
 }
 
 // Entry is one accepted request.
@@ -57,7 +65,9 @@ func OpenJournal(dir string) (*Journal, error) {
 	for _, t := range tmps {
 		os.Remove(t)
 	}
-	return &Journal{dir: dir}, nil
+	j := &Journal{dir: dir, syncFn: syncDir}
+	j.synced = sync.NewCond(&j.smu)
+	return j, nil
 }
 
 // Append stores e durably and returns its id. Ids sort in append order.
@@ -97,10 +107,37 @@ func (j *Journal) Append(e *Entry) (string, error) {
 		os.Remove(tmp)
 		return "", fmt.Errorf("journal: %w", err)
 	}
-	if err := syncDir(j.dir); err != nil {
+	if err := j.syncDir(); err != nil {
 		return "", fmt.Errorf("journal: %w", err)
 	}
 	return id, nil
+}
+
+// syncDir makes the renames done before it durable. Appends that come
+// while a sync of the directory runs share the next one: a storm's
+// requests pay for one directory sync between them, not one each.
+func (j *Journal) syncDir() error {
+	j.smu.Lock()
+	defer j.smu.Unlock()
+	// Only a sync begun from now on covers the caller's rename.
+	want := j.begun + 1
+	for j.done < want {
+		if j.syncing {
+			j.synced.Wait()
+			continue
+		}
+		j.syncing = true
+		j.begun++
+		n := j.begun
+		j.smu.Unlock()
+		err := j.syncFn(j.dir)
+		j.smu.Lock()
+		j.syncing, j.done, j.syncErr = false, n, err
+		j.synced.Broadcast()
+	}
+	// The last sync done began after the rename: its outcome is the
+	// caller's.
+	return j.syncErr
 }
 
 // Read returns entry id.
