@@ -164,7 +164,9 @@ type applyReq struct {
 // between changes. Instead the change is queued; a caller that finds no
 // one applying becomes the combiner and applies everything queued, in
 // order, under one taking of mu, until the queue is empty, and the others
-// just wait for their result.
+// just wait for their result. (A combiner that handed its role on after
+// each batch, so that its own caller goes on sooner, measured slower in a
+// storm: each hand-off waits for a CPU.)
 func (r *Recorder) apply(first, again func(t *tx) error) (uint64, error) {
 	req := r.submit(first, again)
 	return r.await(req)
