@@ -43,8 +43,12 @@ import (
 )
 
 // DefaultAttempts is how many times a write is built again on a branch
-// that moved under it before the write gives up.
-const DefaultAttempts = 10
+// that moved under it before the write gives up. A writer that pushes
+// again as soon as it has pushed can win every race for a while (two
+// `firebreak run` processes on one remote lost all 10 × 5 attempts of one
+// write twice in a day): 30, with pauses up to a second between them,
+// outlasts such a burst rather than failing the write.
+const DefaultAttempts = 30
 
 // DefaultLockWait is how long a local write waits for a lock file
 // (index.lock, refs/heads/<branch>.lock) that another git process holds.

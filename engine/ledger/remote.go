@@ -115,7 +115,7 @@ func (r *remote) update(ctx context.Context, branch, base string, plan plan) (st
 			return commit, changed, err
 		}
 		r.opts.Logger.Debug("ledger: push kept being rejected; trying again", "remote", repo.String(), "attempt", attempt)
-		pause := 50*time.Millisecond + rand.N(100*time.Millisecond*time.Duration(attempt))
+		pause := 50*time.Millisecond + rand.N(min(100*time.Millisecond*time.Duration(attempt), time.Second))
 		t := time.NewTimer(pause)
 		select {
 		case <-ctx.Done():
