@@ -16,24 +16,7 @@ import (
 // changed records, the index and the outbox leaves the log as it was; the
 // log's records are never changed in place by a change.
 func TestRecorderFailedChangeLeavesNoTrace(t *testing.T) {
-	dir := t.TempDir()
-	for _, args := range [][]string{
-		{"init", "-q", "-b", "main"},
-		{"-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", "empty"},
-	} {
-		if out, err := exec.Command("git", append([]string{"-C", dir}, args...)...).CombinedOutput(); err != nil {
-			t.Fatalf("git %v: %v\n%s", args, err, out)
-		}
-	}
-	l, err := ledger.OpenLocal(dir, ledger.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	r, err := NewRecorder(t.Context(), l, "incidents", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := newRecorder(t)
 	at := time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)
 	in := &incident.Incident{ID: "2026-11-21-p-0123abcd", Title: "t", Status: incident.Open, Playbook: "p", GroupKey: "k"}
 	in.Timestamps.Opened, in.Timestamps.Detected = at, at
@@ -101,24 +84,7 @@ func TestRecorderFailedChangeLeavesNoTrace(t *testing.T) {
 // submits together are applied in the order submitted; a failed one
 // fails only its caller.
 func TestRecorderAppliesEveryChangeOnceInOrder(t *testing.T) {
-	dir := t.TempDir()
-	for _, args := range [][]string{
-		{"init", "-q", "-b", "main"},
-		{"-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", "empty"},
-	} {
-		if out, err := exec.Command("git", append([]string{"-C", dir}, args...)...).CombinedOutput(); err != nil {
-			t.Fatalf("git %v: %v\n%s", args, err, out)
-		}
-	}
-	l, err := ledger.OpenLocal(dir, ledger.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	r, err := NewRecorder(t.Context(), l, "incidents", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := newRecorder(t)
 	const writers, each = 16, 25
 	var applied []string // written under r.mu only, by the changes
 	boom := errors.New("boom")
@@ -165,4 +131,29 @@ func TestRecorderAppliesEveryChangeOnceInOrder(t *testing.T) {
 	if got := r.Applied(); got != writers*(each-1) {
 		t.Errorf("log at change %d, want %d", got, writers*(each-1))
 	}
+}
+
+// newRecorder opens a Recorder on a fresh local repository with one
+// empty commit on main.
+func newRecorder(t *testing.T) *Recorder {
+	t.Helper()
+	dir := t.TempDir()
+	for _, args := range [][]string{
+		{"init", "-q", "-b", "main"},
+		{"-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", "empty"},
+	} {
+		if out, err := exec.Command("git", append([]string{"-C", dir}, args...)...).CombinedOutput(); err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+	}
+	l, err := ledger.OpenLocal(dir, ledger.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	r, err := NewRecorder(t.Context(), l, "incidents", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
 }
