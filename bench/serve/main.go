@@ -63,6 +63,7 @@ import (
 	"time"
 
 	"github.com/firebreak-dev/firebreak/engine/incident"
+	"github.com/firebreak-dev/firebreak/engine/serve"
 )
 
 // Goals of the issue.
@@ -102,7 +103,7 @@ func run(args []string, stdout io.Writer) int {
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the storm to this file (in-process only)")
 	fs.StringVar(&o.memprofile, "memprofile", "", "write a heap profile, once the engine is done, to this file (in-process only)")
 	fs.StringVar(&o.work, "work", "", "working directory, which must not exist yet or be empty (default: a new temporary one, removed unless -keep)")
-	fs.BoolVar(&o.keep, "keep", false, "keep the working directory (repository, journal, server log)")
+	fs.BoolVar(&o.keep, "keep", false, "keep the working directory (repository, journal, server log); it is kept anyway when a check fails")
 	fs.BoolVar(&o.peer, "peer", true, "also run the storm against the bare net/http + fsync peer")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -140,9 +141,13 @@ func bench(o options, out func(string, ...any)) (ok bool, err error) {
 		if work, err = os.MkdirTemp("", "firebreak-bench-serve-"); err != nil {
 			return false, err
 		}
-		if !o.keep {
-			defer os.RemoveAll(work)
-		}
+		// A failed check keeps it: the server log and the repository
+		// are what tells why.
+		defer func() {
+			if !o.keep && ok {
+				os.RemoveAll(work)
+			}
+		}()
 	}
 	startsAt := time.Now().UTC().Add(-time.Minute).Truncate(time.Second)
 	batches, alerts := storm(o.alerts, o.groups, o.batch, o.spread, startsAt)
@@ -272,7 +277,7 @@ func bench(o options, out func(string, ...any)) (ok bool, err error) {
 	}
 	commits, _ := s.git("rev-list", "--count", "HEAD")
 	status, _ := s.git("status", "--porcelain")
-	journal, _ := os.ReadDir(filepath.Join(s.state, "journal"))
+	journal, jerr := pendingEntries(filepath.Join(s.state, "journal"))
 
 	// Intake.
 	out("\n== intake (first request sent → last 2xx)\n")
@@ -406,7 +411,9 @@ func bench(o options, out func(string, ...any)) (ok bool, err error) {
 	}
 	check(deliveries == o.groups && twice == 0, "deliveries: %d incident steps delivered, %d more than once (want %d, once each)", deliveries, twice, o.groups)
 	check(wrongStep == 0, "incidents not mitigated with their one step succeeded: %d", wrongStep)
-	check(len(journal) == 0, "journal entries left: %d", len(journal))
+	check(len(journal) == 0 && jerr == nil, "journal entries left: %d (%v)", len(journal), jerr)
+	files, _ := os.ReadDir(filepath.Join(s.state, "journal"))
+	check(len(files) == 0, "journal files left after a clean stop: %d", len(files))
 	check(len(bytes.TrimSpace(status)) == 0, "worktree clean after the storm (git status --porcelain): %d lines", bytes.Count(status, []byte("\n")))
 
 	out("\n")
@@ -419,10 +426,20 @@ func bench(o options, out func(string, ...any)) (ok bool, err error) {
 	out("check request→2xx p99: %s (figure)\n", round(pct(lat, 99)))
 	out("check peak RSS: %.0f MB (figure)\n", float64(rss)/(1<<20))
 	out("check storm handled: all accepted, none lost, %d incidents, no step twice %s\n", o.groups, verdict(ok))
-	if o.keep {
+	if o.keep || !ok {
 		out("kept       %s\n", work)
 	}
 	return ok, nil
+}
+
+// pendingEntries are the journal's entries not done, as the next start
+// would read them.
+func pendingEntries(dir string) ([]string, error) {
+	j, err := serve.OpenJournal(dir)
+	if err != nil {
+		return nil, err
+	}
+	return j.Pending()
 }
 
 // report prints one side's intake figures and returns its accepted alerts/s.

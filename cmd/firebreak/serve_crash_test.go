@@ -22,6 +22,7 @@ import (
 	"github.com/firebreak-dev/firebreak/actions/gitrepo/gittest"
 	"github.com/firebreak-dev/firebreak/engine/github/githubtest"
 	"github.com/firebreak-dev/firebreak/engine/incident"
+	"github.com/firebreak-dev/firebreak/engine/serve"
 )
 
 // crashKills is how many times TestServeCrash kills the server.
@@ -553,13 +554,18 @@ crashing: {
 		len(records), len(deliveries), redelivered, len(gh.Issues()), len(gh.Pulls()), time.Since(begin).Round(time.Millisecond))
 }
 
-// journalEntries lists the journal's entries not yet done.
+// journalEntries lists the journal's entries not yet done, as the next
+// process would read them; a damaged journal is one entry naming it.
 func journalEntries(stateDir string) []string {
-	names, _ := filepath.Glob(filepath.Join(stateDir, "journal", "*.json"))
-	for i, n := range names {
-		names[i] = filepath.Base(n)
+	j, err := serve.OpenJournal(filepath.Join(stateDir, "journal"))
+	if err != nil {
+		return []string{err.Error()}
 	}
-	return names
+	ids, err := j.Pending()
+	if err != nil {
+		ids = append(ids, err.Error())
+	}
+	return ids
 }
 
 // finished: no step of in is pending or running.

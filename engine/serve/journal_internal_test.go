@@ -2,6 +2,11 @@ package serve
 
 import (
 	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -9,21 +14,40 @@ import (
 	"github.com/firebreak-dev/firebreak/schema"
 )
 
+func testEntry(name string) *Entry {
+	a := schema.Alert{Source: "generic", Status: "firing", Fingerprint: "fp-" + name, Labels: map[string]string{"alertname": name}}
+	return &Entry{Source: "generic", Received: time.Now(), Alerts: []schema.Alert{a}}
+}
+
+func segments(t *testing.T, dir string) []string {
+	t.Helper()
+	names, err := filepath.Glob(filepath.Join(dir, "*.wal"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return names
+}
+
 // TestJournalAppendsAtOnce: appends from many goroutines at once each get
-// their own entry, durable (a directory sync begun after its rename) and
-// readable; they share directory syncs rather than queue for one each.
+// their own entry, durable and readable; they share syncs rather than
+// queue for one each.
 func TestJournalAppendsAtOnce(t *testing.T) {
 	j, err := OpenJournal(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
+	}
+	var syncs sync.Map // file name → syncs
+	j.syncFile = func(f *os.File) error {
+		n, _ := syncs.LoadOrStore(f.Name(), new(int))
+		*n.(*int)++ // the leader alone syncs
+		return fdatasync(f)
 	}
 	const n = 64
 	ids := make([]string, n)
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() {
-			a := schema.Alert{Source: "generic", Status: "firing", Fingerprint: "fp", Labels: map[string]string{"alertname": "A"}}
-			id, err := j.Append(&Entry{Source: "generic", Received: time.Now(), Alerts: []schema.Alert{a}})
+			id, err := j.Append(testEntry(fmt.Sprint("A", i)))
 			if err != nil {
 				t.Error(err)
 			}
@@ -36,35 +60,178 @@ func TestJournalAppendsAtOnce(t *testing.T) {
 		t.Fatalf("%d entries pending (%v), want %d", len(pending), err, n)
 	}
 	seen := map[string]bool{}
-	for _, id := range ids {
+	for i, id := range ids {
 		if seen[id] {
 			t.Fatalf("id %s given twice", id)
 		}
 		seen[id] = true
-		if e, err := j.Read(id); err != nil || len(e.Alerts) != 1 {
+		e, err := j.Read(id)
+		if err != nil || len(e.Alerts) != 1 || e.Alerts[0].Labels["alertname"] != fmt.Sprint("A", i) {
 			t.Fatalf("entry %s: %+v, %v", id, e, err)
 		}
 	}
-	if j.syncing || j.done != j.begun || j.begun == 0 || j.begun > n {
-		t.Errorf("directory syncs: %d begun, %d done, running %v; want all done, between 1 and %d", j.begun, j.done, j.syncing, n)
+	if j.syncing || j.next != nil || j.rounds == 0 || j.rounds > n {
+		t.Errorf("syncs: %d rounds, running %v, next %v; want all done, between 1 and %d", j.rounds, j.syncing, j.next, n)
 	}
-	t.Logf("%d appends, %d directory syncs", n, j.begun)
+	if segs := segments(t, j.dir); len(segs) != 1 {
+		t.Errorf("segments %v, want one", segs)
+	}
+	t.Logf("%d appends, %d syncs", n, j.rounds)
 }
 
-// TestJournalDirSyncFails: when the directory cannot be synced, the
-// appends that waited for that sync fail: their 2xx is not sent.
-func TestJournalDirSyncFails(t *testing.T) {
-	j, err := OpenJournal(t.TempDir())
+// TestJournalSyncFails: when a sync fails, the appends that waited for it
+// fail (their 2xx is not sent) and are not pending; the next appends go
+// to a new segment and succeed once syncing works again.
+func TestJournalSyncFails(t *testing.T) {
+	dir := t.TempDir()
+	j, err := OpenJournal(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept, err := j.Append(testEntry("kept"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	broken := errors.New("disk gone")
-	j.syncFn = func(string) error { return broken }
-	if _, err := j.Append(&Entry{Source: "generic", Received: time.Now()}); !errors.Is(err, broken) {
-		t.Fatalf("append over a failing directory sync: %v, want %v", err, broken)
+	j.syncFile = func(*os.File) error { return broken }
+	if _, err := j.Append(testEntry("lost")); !errors.Is(err, broken) {
+		t.Fatalf("append over a failing sync: %v, want %v", err, broken)
 	}
-	j.syncFn = syncDir
-	if _, err := j.Append(&Entry{Source: "generic", Received: time.Now()}); err != nil {
+	j.syncFile = fdatasync
+	after, err := j.Append(testEntry("after"))
+	if err != nil {
 		t.Fatalf("append once the sync works again: %v", err)
 	}
+	if ids, err := j.Pending(); err != nil || !slices.Equal(ids, []string{kept, after}) {
+		t.Errorf("pending %v (%v), want %v", ids, err, []string{kept, after})
+	}
+	if segs := segments(t, dir); len(segs) != 2 {
+		t.Errorf("segments %v, want the failed one and a new one", segs)
+	}
+
+	// The directory's sync fails: the append in the new segment fails.
+	j.syncDir = func(string) error { return broken }
+	j.mu.Lock()
+	j.active.full = true
+	j.mu.Unlock()
+	if _, err := j.Append(testEntry("no-dir")); !errors.Is(err, broken) {
+		t.Fatalf("append into a segment whose directory entry did not sync: %v", err)
+	}
+}
+
+// TestJournalRestart: what a process left pending is pending for the
+// next, read back as it was; done entries are not, even those marked
+// done in a later segment than theirs; segments are removed oldest first
+// once nothing in them is pending, and a clean close leaves nothing.
+func TestJournalRestart(t *testing.T) {
+	dir := t.TempDir()
+	j, err := OpenJournal(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j.segMax = 1 << 10 // a few entries per segment
+	var ids []string
+	for i := range 40 {
+		id, err := j.Append(testEntry(fmt.Sprint("R", i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	if len(segments(t, dir)) < 5 {
+		t.Fatalf("segments %v, want several", segments(t, dir))
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	doneSet := map[string]bool{}
+	for _, i := range rng.Perm(len(ids))[:25] {
+		if err := j.Done(ids[i]); err != nil {
+			t.Fatal(err)
+		}
+		doneSet[ids[i]] = true
+	}
+	if err := j.Done(ids[0]); err != nil { // twice is fine
+		t.Fatal(err)
+	}
+	want := slices.DeleteFunc(slices.Clone(ids), func(id string) bool { return doneSet[id] || id == ids[0] })
+	// A crash: the next process opens the directory as it is.
+	j2, err := OpenJournal(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := j2.Pending()
+	if err != nil || !slices.Equal(got, want) {
+		t.Fatalf("after a restart pending %v (%v),\nwant %v", got, err, want)
+	}
+	for _, id := range got {
+		if e, err := j2.Read(id); err != nil || len(e.Alerts) != 1 {
+			t.Fatalf("entry %s after a restart: %+v, %v", id, e, err)
+		}
+	}
+	for _, id := range got {
+		if err := j2.Done(id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := j2.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if left, _ := os.ReadDir(dir); len(left) != 0 {
+		t.Errorf("after every entry is done and a clean close, the journal holds %d files", len(left))
+	}
+}
+
+// TestJournalTornTail: a crash during an append leaves a torn last record
+// or zeros; the entries before it are pending and nothing is reported.
+// Damage elsewhere is reported, with a copy kept, and the entries before
+// it are still handled.
+func TestJournalTornTail(t *testing.T) {
+	for name, tail := range map[string]func(rec []byte) []byte{
+		"cut short": func(rec []byte) []byte { return rec[:len(rec)/2] },
+		"zeros":     func(rec []byte) []byte { return make([]byte, len(rec)) },
+		"bad sum":   func(rec []byte) []byte { r := slices.Clone(rec); r[len(r)-1] ^= 1; return r },
+		"header":    func(rec []byte) []byte { return rec[:5] },
+	} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			j, _ := OpenJournal(dir)
+			id, err := j.Append(testEntry("whole"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			seg := segments(t, dir)[0]
+			f, _ := os.OpenFile(seg, os.O_APPEND|os.O_WRONLY, 0)
+			f.Write(tail(appendRecord(nil, kindEntry, []byte(`{"source":"generic"}`+"\n[]"))))
+			f.Close()
+			j2, err := OpenJournal(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ids, err := j2.Pending(); err != nil || !slices.Equal(ids, []string{id}) {
+				t.Errorf("pending %v, %v; want %s and no error", ids, err, id)
+			}
+		})
+	}
+
+	dir := t.TempDir()
+	j, _ := OpenJournal(dir)
+	first, _ := j.Append(testEntry("first"))
+	j.Append(testEntry("second"))
+	third, _ := j.Append(testEntry("third"))
+	seg := segments(t, dir)[0]
+	data, _ := os.ReadFile(seg)
+	_, off, _, _ := parseID(third)
+	data[off-3] ^= 0xff // in the second entry
+	os.WriteFile(seg, data, 0o600)
+	j2, err := OpenJournal(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids, err := j2.Pending()
+	if err == nil || !slices.Equal(ids, []string{first}) {
+		t.Errorf("pending %v, %v; want %s and the damage reported", ids, err, first)
+	}
+	if _, serr := os.Stat(seg + ".damaged"); serr != nil {
+		t.Errorf("no copy of the damaged segment: %v (error %v)", serr, err)
+	}
+	t.Log(err)
 }

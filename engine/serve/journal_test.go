@@ -69,10 +69,10 @@ func TestJournalEntries(t *testing.T) {
 	if err != nil || len(ids) != 3 || ids[0] != "00000000000000000001-000001" {
 		t.Errorf("pending %v, %v; want 3, the oldest first", ids, err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, id+".json"), []byte("{\"source\":\"alertmanager\"}\n{\"alerts\": 7}"), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "00000000000000000002-000001.json"), []byte("{\"source\":\"alertmanager\"}\n{\"alerts\": 7}"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := j.Read(id); err == nil {
+	if _, err := j.Read("00000000000000000002-000001"); err == nil {
 		t.Error("an entry whose body does not decode read back without an error")
 	}
 }

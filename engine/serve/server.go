@@ -193,6 +193,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, grace time.Duration
 	}
 	stopRec()
 	recDone.Wait()
+	if err := s.cfg.Journal.Close(); err != nil {
+		s.log.Error("cannot close the journal", "error", err)
+	}
 	return nil
 }
 
