@@ -243,3 +243,34 @@ func TestRecorderSeesResolveByHand(t *testing.T) {
 		t.Errorf("incident files %v, want two", got)
 	}
 }
+
+// TestRecorderFirstStepStartsWithOpen: with steps run in the background,
+// the change that opens an incident records its first step running, and
+// the run goes straight to the action: three changes per incident
+// (opened with its step running, the step's end, mitigated), not four.
+// The record keeps the step's real start, and the step runs once.
+func TestRecorderFirstStepStartsWithOpen(t *testing.T) {
+	w := newWorld(t, false)
+	e := w.engine()
+	r, run := withRecorder(t, w, e, 0)
+	run()
+	before := r.Applied()
+	opened := w.clock.Now()
+	out := handle(t, e, alertOf("Chatty", "svc-a", "firing", "fp-a", opened.Add(-time.Minute)))
+	if len(out) != 1 || out[0].What != respond.Opened || out[0].Result == nil || out[0].Result.Status != "succeeded" {
+		t.Fatalf("outcome %+v", out)
+	}
+	if n := r.Applied() - before; n != 3 {
+		t.Errorf("%d changes for one incident and its one step, want 3", n)
+	}
+	if err := r.Wait(t.Context(), r.Applied()); err != nil {
+		t.Fatal(err)
+	}
+	in := w.record(out[0].Incident)
+	if stepStatuses(in) != "notify=succeeded" || in.Steps[0].Started.Before(in.Timestamps.Opened) || in.Steps[0].Finished.IsZero() {
+		t.Errorf("record: steps %s, started %v, finished %v, opened %v", stepStatuses(in), in.Steps[0].Started, in.Steps[0].Finished, in.Timestamps.Opened)
+	}
+	if n := len(w.hooks.all()); n != 1 {
+		t.Errorf("%d deliveries, want 1", n)
+	}
+}

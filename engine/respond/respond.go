@@ -367,6 +367,9 @@ func (e *Engine) decision(ctx context.Context, g *group, o Outcome, d decision, 
 			// Just opened: no step to resume, and reading the record
 			// back would take the log's lock once more per run.
 			fresh = &incident.Incident{ID: id}
+			if s := rendered.Steps; len(s) > 0 && e.startsAtOnce(s[0]) {
+				fresh.Steps = []incident.Step{{Name: s[0].Name, Status: run.Running}}
+			}
 		}
 		return o, func() (*run.Result, error) { return e.runStepsOf(ctx, fresh, id, g.pb, rendered) }, nil
 	case o.What == Joined && d.resume:
@@ -519,10 +522,16 @@ func (e *Engine) open(t *tx, idx *index, g *group, now time.Time) (*incident.Inc
 	in.Record(incident.Event{At: now, Kind: incident.EventOpened, Text: fmt.Sprintf("opened by playbook %s for %d alert(s)", g.pb.Name, len(in.Alerts))})
 
 	held := e.holdReason(idx, g, now)
-	for _, s := range g.plan.Steps {
+	for i, s := range g.plan.Steps {
 		st := incident.Step{Name: s.Name, Action: s.Action, Target: stepTarget(s), Status: run.Pending}
-		if held != "" {
+		switch {
+		case held != "":
 			st.Status, st.Error = run.Skipped, heldBack+held
+		case i == 0 && e.startsAtOnce(s):
+			// Its run starts as soon as this change is applied: saying
+			// so here spares the run a change of its own before its
+			// first action, the storm's latency.
+			st.Status, st.Started = run.Running, now
 		}
 		in.Steps = append(in.Steps, st)
 	}
@@ -540,6 +549,13 @@ func (e *Engine) open(t *tx, idx *index, g *group, now time.Time) (*incident.Inc
 		}
 	}
 	return in, nil
+}
+
+// startsAtOnce reports whether step s, an opened incident's first, runs
+// the moment the change that opens it is applied: steps run in the
+// background (serve), the run records its steps, and s needs no approval.
+func (e *Engine) startsAtOnce(s schema.Step) bool {
+	return e.Recorder != nil && e.RunSlots != nil && !e.Runner.DryRun && s.Approval != "required"
 }
 
 // covers reports whether every alert of in is already in prev, as firing

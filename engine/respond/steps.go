@@ -34,9 +34,12 @@ func (e *Engine) runStepsOf(ctx context.Context, in *incident.Incident, id strin
 	req := &run.Request{
 		Incident: id, Playbook: pb.Name, Owner: pb.Owner,
 		Steps: p.Steps, OnFailure: p.OnFailure,
-		Approved: map[string]bool{}, Denied: map[string]bool{}, Done: map[string]run.StepResult{},
+		Approved: map[string]bool{}, Denied: map[string]bool{}, Done: map[string]run.StepResult{}, Running: map[string]bool{},
 	}
 	for _, s := range in.Steps {
+		if s.Status == run.Running {
+			req.Running[s.Name] = true
+		}
 		switch {
 		case s.Status == run.Succeeded:
 			req.Done[s.Name] = run.StepResult{Name: s.Name, Action: s.Action, Target: s.Target, Status: s.Status, Started: s.Started, Finished: s.Finished}

@@ -67,6 +67,10 @@ type Request struct {
 	// Done holds steps finished in an earlier run of this incident, by
 	// name; they are not run again.
 	Done map[string]StepResult
+	// Running names the steps the record already says are running (the
+	// change that opened the incident said so, or a crash interrupted
+	// them): they run without being reported running again.
+	Running map[string]bool
 	// Progress, when set, is told of each step about to run (status
 	// Running) and of each step finished, before the run goes on: the
 	// incident record is written there. An error for a step about to run
@@ -163,7 +167,9 @@ func (r *Runner) recorded(ctx context.Context, req *Request, s schema.Step) (Ste
 		return sr, req.Progress(sr) == nil
 	}
 	start := StepResult{Name: s.Name, Action: s.Action, Target: target(s), Status: Running, Started: r.now()}
-	if err := req.Progress(start); err != nil {
+	if req.Running[s.Name] {
+		// Reported already; the step's start is when it really starts.
+	} else if err := req.Progress(start); err != nil {
 		start.Status, start.Error = Skipped, "not run: "+r.Env.Secrets.RedactError(err).Error()
 		start.Started = time.Time{}
 		return start, false
