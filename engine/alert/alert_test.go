@@ -1,6 +1,8 @@
 package alert
 
 import (
+	"encoding/json"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -341,6 +343,32 @@ func BenchmarkDecode(b *testing.B) {
 	for b.Loop() {
 		if _, err := Decode("bench.json", data); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// TestEscapedQuotes: a quote ends a string unless an odd run of
+// backslashes escapes it; the values decode as encoding/json decodes them.
+func TestEscapedQuotes(t *testing.T) {
+	values := []string{`a\\`, `a\\\"b`, `\\\\`, `\"\"`, `x\\\\\"y\\`, `\u00e9\\\"`, `"`}
+	for _, v := range values {
+		doc := `{"version":"4","status":"firing","alerts":[{"status":"firing","labels":{"alertname":"A","v":"` + v +
+			`","after":"\\"}}]}`
+		var want struct {
+			Alerts []struct {
+				Labels map[string]string `json:"labels"`
+			} `json:"alerts"`
+		}
+		wantErr := json.Unmarshal([]byte(doc), &want)
+		alerts, err := Decode("escapes.json", []byte(doc))
+		if (err != nil) != (wantErr != nil) {
+			t.Fatalf("%s: error %v, encoding/json's %v", v, err, wantErr)
+		}
+		if err != nil {
+			continue
+		}
+		if got := alerts[0].Labels; !maps.Equal(got, want.Alerts[0].Labels) {
+			t.Errorf("%s: labels %q, want %q", v, got, want.Alerts[0].Labels)
 		}
 	}
 }

@@ -38,9 +38,11 @@ func (e *Error) Error() string {
 
 // decoder holds one document being decoded.
 type decoder struct {
-	name   string
-	data   []byte
-	source string // the source of a normalized alert that names none
+	name    string
+	data    []byte
+	source  string            // the source of a normalized alert that names none
+	strs    map[string]string // see intern
+	scratch []member          // see strMap
 }
 
 // span is the JSON value data[off:end].
@@ -67,7 +69,13 @@ func parse(name string, data []byte) (*decoder, span, error) {
 		return nil, span{}, d.errorf(0, "", "empty input")
 	}
 	if json.Valid(data) {
-		return d, span{start, d.end(start)}, nil
+		// One value and white space: it ends where the space after it
+		// begins, without a walk to find out.
+		end := len(data)
+		for end > start && bytes.IndexByte([]byte(" \t\r\n"), data[end-1]) >= 0 {
+			end--
+		}
+		return d, span{start, end}, nil
 	}
 	// Invalid: find out where, and whether the first value is fine and
 	// only followed by more.
@@ -148,22 +156,31 @@ func (d *decoder) end(off int) int {
 	return i
 }
 
-// strEnd returns the offset just past the string that starts at off.
+// strEnd returns the offset just past the string that starts at off. It
+// jumps from quote to quote (most of a body's bytes are in strings): a
+// quote ends the string unless an odd run of backslashes escapes it.
 func (d *decoder) strEnd(off int) int {
-	for i := off + 1; ; i++ {
-		switch d.data[i] {
-		case '\\':
-			i++ // the escaped byte cannot end the string
-		case '"':
-			return i + 1
+	for i := off + 1; ; {
+		j := i + bytes.IndexByte(d.data[i:], '"') // valid: there is one
+		k := j
+		for k > i && d.data[k-1] == '\\' {
+			k--
 		}
+		if (j-k)%2 == 0 {
+			return j + 1
+		}
+		i = j + 1
 	}
 }
 
 // members returns the keys and values of the object v, in order. A key that
 // appears twice is an error: encoding/json would keep the last silently.
 func (d *decoder) members(v span, path string) ([]member, error) {
-	ms := make([]member, 0, 8)
+	return d.membersInto(make([]member, 0, 8), v, path)
+}
+
+// membersInto is members appending to ms.
+func (d *decoder) membersInto(ms []member, v span, path string) ([]member, error) {
 	var seen map[string]bool // only for large objects: most are small
 	for i := d.next(v.off + 1); d.data[i] != '}'; {
 		keyEnd := d.strEnd(i)
@@ -207,13 +224,37 @@ func (d *decoder) elements(v span, path string) ([]span, error) {
 func (d *decoder) unquote(off, end int) string {
 	raw := d.data[off+1 : end-1]
 	if bytes.IndexByte(raw, '\\') < 0 && utf8.Valid(raw) {
-		return string(raw)
+		return d.intern(raw)
 	}
 	// Escapes or invalid UTF-8, which encoding/json turns into U+FFFD.
 	var s string
 	_ = json.Unmarshal(d.data[off:end], &s) // valid: parse checked it
 	return s
 }
+
+// intern returns raw as a string, the same string for the same bytes
+// within a document: a webhook repeats its keys and most of its values
+// (label names, "firing", the alert name) in every alert, and a string
+// each was most of the decoder's allocations. Long strings, and any past
+// the first internMax, are not kept.
+func (d *decoder) intern(raw []byte) string {
+	if len(raw) > 64 {
+		return string(raw)
+	}
+	if s, ok := d.strs[string(raw)]; ok {
+		return s
+	}
+	s := string(raw)
+	if d.strs == nil {
+		d.strs = make(map[string]string, 64)
+	}
+	if len(d.strs) < internMax {
+		d.strs[s] = s
+	}
+	return s
+}
+
+const internMax = 4096
 
 // str decodes the string v, the field key of path.
 func (d *decoder) str(v span, path, key string) (string, error) {
@@ -230,7 +271,10 @@ func (d *decoder) strMap(v span, path, key string) (map[string]string, error) {
 	if k := d.kind(v); k != "object" {
 		return nil, d.errorf(v.off, path, "want object, got %s", k)
 	}
-	ms, err := d.members(v, path)
+	// The members are not kept past the loop below, which decodes no
+	// object: they can go in the decoder's scratch.
+	ms, err := d.membersInto(d.scratch[:0], v, path)
+	d.scratch = ms[:0]
 	if err != nil {
 		return nil, err
 	}
