@@ -14,7 +14,8 @@
 # rounds, 10), SERVE_RUNS (alert storms against firebreak serve, 1; 0 skips
 # them), SERVE_ALERTS (20000), SERVE_GROUPS (2000), SERVE_BATCH (100),
 # SERVE_SPREAD (batches each group's alerts are spread over, 2),
-# SERVE_SENDERS (requests in flight, 8).
+# SERVE_SENDERS (requests in flight, 8), SERVE_RATE (the arrival rate of
+# each run's second storm, in alerts/s, 10000; 0 skips it).
 #
 # Usage: bench/run.sh [all|serve]; serve runs only the alert storms.
 set -euo pipefail
@@ -34,6 +35,7 @@ SERVE_GROUPS=${SERVE_GROUPS:-2000}
 SERVE_BATCH=${SERVE_BATCH:-100}
 SERVE_SPREAD=${SERVE_SPREAD:-2}
 SERVE_SENDERS=${SERVE_SENDERS:-8}
+SERVE_RATE=${SERVE_RATE:-10000}
 CUE_VERSION=v0.17.1
 MODE=${1:-all}
 case $MODE in
@@ -86,9 +88,13 @@ find_cue() {
 	echo "$work/gobin/cue"
 }
 
-# serve_storms sends the alert storm of bench/serve to the built firebreak
-# serve SERVE_RUNS times, and keeps each run's goal and check lines for the
-# summary. A storm not handled (an alert lost, a step run twice) fails.
+# serve_storms sends the alert storms of bench/serve to the built firebreak
+# serve, SERVE_RUNS times each, and keeps each run's goal and check lines
+# for the summary: the storm as fast as it is answered (SERVE_SENDERS
+# senders; the intake goal, and the latency at saturation) and the storm
+# arriving at SERVE_RATE alerts/s (the latency at a rate beyond the intake
+# goal, below saturation). A storm not handled (an alert lost, a step run
+# twice) fails.
 serve_storms() {
 	local i
 	: >"$work/serve.summary"
@@ -97,11 +103,15 @@ serve_storms() {
 		return
 	}
 	go build -o "$work/bin/serve" ./bench/serve
+	local common=(-firebreak "$work/bin/firebreak" -alerts "$SERVE_ALERTS" -groups "$SERVE_GROUPS" -batch "$SERVE_BATCH" -spread "$SERVE_SPREAD")
 	for ((i = 1; i <= SERVE_RUNS; i++)); do
-		section "serve: $SERVE_ALERTS alerts, $SERVE_GROUPS groups, in webhooks of $SERVE_BATCH, to firebreak serve on loopback (run $i of $SERVE_RUNS; goals: >= 5000 alerts/s accepted, first action p99 <= 50 ms)"
-		"$work/bin/serve" -firebreak "$work/bin/firebreak" -alerts "$SERVE_ALERTS" -groups "$SERVE_GROUPS" -batch "$SERVE_BATCH" \
-			-spread "$SERVE_SPREAD" -senders "$SERVE_SENDERS" | tee "$work/serve-$i.out" || fail "bench/serve: run $i failed (see above)"
-		grep -E '^(goal |check (request|peak|storm))' "$work/serve-$i.out" | sed "s/\$/ (storm $i)/" >>"$work/serve.summary"
+		section "serve: $SERVE_ALERTS alerts, $SERVE_GROUPS groups, in webhooks of $SERVE_BATCH, to firebreak serve on loopback, as fast as answered by $SERVE_SENDERS senders (run $i of $SERVE_RUNS; goals: >= 5000 alerts/s accepted, first action p99 <= 50 ms)"
+		"$work/bin/serve" "${common[@]}" -senders "$SERVE_SENDERS" | tee "$work/serve-$i.out" || fail "bench/serve: run $i failed (see above)"
+		grep -E '^(goal |check (request|peak|storm))' "$work/serve-$i.out" | sed "s/\$/ (storm $i, as fast as answered)/" >>"$work/serve.summary"
+		((SERVE_RATE > 0)) || continue
+		section "serve: the same storm arriving at $SERVE_RATE alerts/s (run $i of $SERVE_RUNS; goal: first action p99 <= 50 ms)"
+		"$work/bin/serve" "${common[@]}" -rate "$SERVE_RATE" -peer=false | tee "$work/serve-rate-$i.out" || fail "bench/serve: paced run $i failed (see above)"
+		grep -E '^(goal |check (request|peak|storm))' "$work/serve-rate-$i.out" | sed "s/\$/ (storm $i, at $SERVE_RATE alerts\/s)/" >>"$work/serve.summary"
 	done
 }
 

@@ -124,17 +124,11 @@ type result struct {
 // exponential backoff on a 5xx or a failed connection. Each sender pauses
 // interval after each accepted request.
 func send(ctx context.Context, url string, batches []batch, concurrency int, interval time.Duration) *result {
-	tr := &http.Transport{
-		MaxIdleConns: concurrency, MaxIdleConnsPerHost: concurrency,
-		DialContext: (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
-	}
-	defer tr.CloseIdleConnections()
-	client := &http.Client{Transport: tr}
-	res := &result{reqs: make([]request, len(batches))}
+	s := newSender(url, len(batches), concurrency)
+	defer s.tr.CloseIdleConnections()
 	var next atomic.Int64
-	var retried503, retriedErrs atomic.Int64
 	var wg sync.WaitGroup
-	res.start = time.Now()
+	s.res.start = time.Now()
 	for range concurrency {
 		wg.Go(func() {
 			for {
@@ -142,34 +136,7 @@ func send(ctx context.Context, url string, batches []batch, concurrency int, int
 				if i >= len(batches) || ctx.Err() != nil {
 					return
 				}
-				r := &res.reqs[i]
-				backoff := 10 * time.Millisecond
-				for {
-					r.attempts++
-					t := time.Now()
-					if r.first.IsZero() {
-						r.first = t
-					}
-					code, err := post(ctx, client, url, batches[i].body)
-					r.code, r.err = code, err
-					if err == nil && code/100 == 2 {
-						r.sent, r.accepted = t, time.Now()
-						break
-					}
-					if ctx.Err() != nil || (err == nil && code/100 == 4) {
-						break // not retried, as Alertmanager does not
-					}
-					if code == http.StatusServiceUnavailable {
-						retried503.Add(1)
-					} else {
-						retriedErrs.Add(1)
-					}
-					select {
-					case <-ctx.Done():
-					case <-time.After(backoff):
-					}
-					backoff = min(2*backoff, 2*time.Second)
-				}
+				s.deliver(ctx, i, batches[i].body)
 				if interval > 0 {
 					select {
 					case <-ctx.Done():
@@ -180,12 +147,101 @@ func send(ctx context.Context, url string, batches []batch, concurrency int, int
 		})
 	}
 	wg.Wait()
+	return s.finish()
+}
+
+// sendAt posts the batches at a fixed arrival rate, alertsPerSec, whatever
+// the answers: batch i is due at i×(its alerts)/rate from the start, each
+// in a request of its own (open loop, as independent aggregation groups
+// flush), at most maxInFlight at once. lag is how late the latest-sent
+// batch left after it was due: the arrival rate held when it is small.
+func sendAt(ctx context.Context, url string, batches []batch, alertsPerSec float64, alerts, maxInFlight int) (res *result, lag time.Duration) {
+	s := newSender(url, len(batches), maxInFlight)
+	defer s.tr.CloseIdleConnections()
+	every := time.Duration(float64(time.Second) * float64(alerts) / float64(len(batches)) / alertsPerSec)
+	slots := make(chan struct{}, maxInFlight)
+	var wg sync.WaitGroup
+	s.res.start = time.Now()
+	for i := range batches {
+		due := s.res.start.Add(time.Duration(i) * every)
+		if d := time.Until(due); d > 0 {
+			select {
+			case <-ctx.Done():
+			case <-time.After(d):
+			}
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		slots <- struct{}{}
+		lag = max(lag, time.Since(due))
+		wg.Go(func() {
+			defer func() { <-slots }()
+			s.deliver(ctx, i, batches[i].body)
+		})
+	}
+	wg.Wait()
+	return s.finish(), lag
+}
+
+// sender posts batches and keeps what became of each.
+type sender struct {
+	url                     string
+	tr                      *http.Transport
+	client                  *http.Client
+	res                     *result
+	retried503, retriedErrs atomic.Int64
+}
+
+func newSender(url string, n, conns int) *sender {
+	tr := &http.Transport{
+		MaxIdleConns: conns, MaxIdleConnsPerHost: conns,
+		DialContext: (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
+	}
+	return &sender{url: url, tr: tr, client: &http.Client{Transport: tr}, res: &result{reqs: make([]request, n)}}
+}
+
+// deliver posts batch i until it is accepted, refused with a 4xx, or ctx
+// ends.
+func (s *sender) deliver(ctx context.Context, i int, body []byte) {
+	r := &s.res.reqs[i]
+	backoff := 10 * time.Millisecond
+	for {
+		r.attempts++
+		t := time.Now()
+		if r.first.IsZero() {
+			r.first = t
+		}
+		code, err := post(ctx, s.client, s.url, body)
+		r.code, r.err = code, err
+		if err == nil && code/100 == 2 {
+			r.sent, r.accepted = t, time.Now()
+			return
+		}
+		if ctx.Err() != nil || (err == nil && code/100 == 4) {
+			return // not retried, as Alertmanager does not
+		}
+		if code == http.StatusServiceUnavailable {
+			s.retried503.Add(1)
+		} else {
+			s.retriedErrs.Add(1)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 2*time.Second)
+	}
+}
+
+func (s *sender) finish() *result {
+	res := s.res
 	for _, r := range res.reqs {
 		if r.accepted.After(res.end) {
 			res.end = r.accepted
 		}
 	}
-	res.retried503, res.retriedErrs = int(retried503.Load()), int(retriedErrs.Load())
+	res.retried503, res.retriedErrs = int(s.retried503.Load()), int(s.retriedErrs.Load())
 	return res
 }
 
