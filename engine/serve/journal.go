@@ -265,6 +265,9 @@ func (j *Journal) Append(e *Entry) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	if n := 1 + len(line) + 1 + len(body); n > recordMax {
+		return "", fmt.Errorf("journal: an entry of %d bytes is more than the %d a record holds", n, recordMax)
+	}
 	rec := appendRecord(make([]byte, 0, recordHeader+1+len(line)+1+len(body)), kindEntry, line, []byte{'\n'}, body)
 
 	j.mu.Lock()
