@@ -167,12 +167,13 @@ func (r *Runner) recorded(ctx context.Context, req *Request, s schema.Step) (Ste
 		return sr, req.Progress(sr) == nil
 	}
 	start := StepResult{Name: s.Name, Action: s.Action, Target: target(s), Status: Running, Started: r.now()}
-	if req.Running[s.Name] {
-		// Reported already; the step's start is when it really starts.
-	} else if err := req.Progress(start); err != nil {
-		start.Status, start.Error = Skipped, "not run: "+r.Env.Secrets.RedactError(err).Error()
-		start.Started = time.Time{}
-		return start, false
+	// A step the record says is running already is not reported again.
+	if !req.Running[s.Name] {
+		if err := req.Progress(start); err != nil {
+			start.Status, start.Error = Skipped, "not run: "+r.Env.Secrets.RedactError(err).Error()
+			start.Started = time.Time{}
+			return start, false
+		}
 	}
 	sr := r.step(ctx, req, s)
 	if err := req.Progress(sr); err != nil {
