@@ -366,6 +366,8 @@ func bench(o options, out func(string, ...any)) (ok bool, err error) {
 	out("           p50 %s  p90 %s  p99 %s (bucket ≤ %s)  mean %s\n", h.quantile(0.5), h.quantile(0.9), h.quantile(0.99), dur(p99Upper), h.mean())
 	out("first action: incident records (step started; whole seconds, as records keep times)\n")
 	out("           p50 %s  p90 %s  p99 %s  max %s\n", round(pct(fromRecord, 50)), round(pct(fromRecord, 90)), round(pct(fromRecord, 99)), round(pct(fromRecord, 100)))
+	ah := m.histogram("firebreak_accept_duration_seconds")
+	out("intake on the server's clock (firebreak_accept_duration_seconds: arrival → 2xx written): p50 %s  p99 %s\n", ah.quantile(0.5), ah.quantile(0.99))
 	sd := m.labelledHistogram("firebreak_step_duration_seconds", `action="notify"`)
 	out("notify's own I/O (firebreak_step_duration_seconds{action=\"notify\"}): mean %s over %d steps\n", sd.mean(), int(sd.count))
 	if rssErr != nil {

@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/go-git/go-billy/v5/osfs"
 	"github.com/go-git/go-git/v5/plumbing"
@@ -135,10 +136,12 @@ func (o *objectStore) put(typ plumbing.ObjectType, content []byte) (plumbing.Has
 	if err != nil {
 		return h, fmt.Errorf("write object %s: %w", hex, err)
 	}
-	zw, _ := zlib.NewWriterLevel(f, zlib.BestSpeed)
+	zw := zlibWriters.Get().(*zlib.Writer)
+	zw.Reset(f)
 	zw.Write(hdr)
 	zw.Write(content)
 	err = zw.Close()
+	zlibWriters.Put(zw)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -151,6 +154,14 @@ func (o *objectStore) put(typ plumbing.ObjectType, content []byte) (plumbing.Has
 	}
 	return h, nil
 }
+
+// zlibWriters are reused: a new one allocates about a megabyte of
+// compressor state, and a commit of a storm's 2,000 records made 2.2 GB of
+// garbage out of them, the GC's work in the middle of the storm.
+var zlibWriters = sync.Pool{New: func() any {
+	zw, _ := zlib.NewWriterLevel(nil, zlib.BestSpeed)
+	return zw
+}}
 
 // hashObject returns the name of the object with header hdr and content.
 // It is plain SHA-1, as the objects this package hashes are its own or a
