@@ -82,10 +82,13 @@ type syncRound struct {
 const (
 	segmentMax   = 8 << 20
 	recordHeader = 8 // length, CRC-32C
-	recordMax    = 256 << 20
 	kindEntry    = 'E'
 	kindDone     = 'D'
 )
+
+// recordMax is the largest record; a length beyond it is damage. A
+// variable for tests.
+var recordMax = 256 << 20
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
@@ -184,7 +187,7 @@ func record(data []byte) (kind byte, payload []byte, n int, err error) {
 		return 0, nil, 0, errors.New("short record")
 	}
 	size := binary.LittleEndian.Uint32(data)
-	if size == 0 || size > recordMax || int(size) > len(data)-recordHeader {
+	if size == 0 || int64(size) > int64(recordMax) || int(size) > len(data)-recordHeader {
 		return 0, nil, 0, fmt.Errorf("record length %d past the end", size)
 	}
 	body := data[recordHeader : recordHeader+int(size)]
@@ -436,7 +439,7 @@ func (j *Journal) Read(id string) (*Entry, error) {
 		return nil, fmt.Errorf("journal %s: %w", id, err)
 	}
 	size := binary.LittleEndian.Uint32(hdr[:])
-	if size == 0 || size > recordMax {
+	if size == 0 || int64(size) > int64(recordMax) {
 		return nil, fmt.Errorf("journal %s: record length %d", id, size)
 	}
 	data := make([]byte, recordHeader+int(size))

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -234,4 +235,31 @@ func TestJournalTornTail(t *testing.T) {
 		t.Errorf("no copy of the damaged segment: %v (error %v)", serr, err)
 	}
 	t.Log(err)
+}
+
+// TestJournalRefusesHugeEntry: an entry bigger than a record holds is
+// refused (its sender gets a 5xx) rather than written as one the next
+// start would read as torn; the journal goes on.
+func TestJournalRefusesHugeEntry(t *testing.T) {
+	defer func(n int) { recordMax = n }(recordMax)
+	recordMax = 1 << 10
+	j, err := OpenJournal(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	huge := &Entry{Source: "generic", Received: time.Now(), Body: make([]byte, 2<<10)}
+	if _, err := j.Append(huge); err == nil || !strings.Contains(err.Error(), "more than") {
+		t.Fatalf("a 2 KB entry with records of 1 KB: %v", err)
+	}
+	id, err := j.Append(testEntry("small"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	j2, err := OpenJournal(j.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ids, err := j2.Pending(); err != nil || !slices.Equal(ids, []string{id}) {
+		t.Errorf("pending after a restart %v (%v), want only %s", ids, err, id)
+	}
 }
