@@ -367,7 +367,9 @@ func bench(o options, out func(string, ...any)) (ok bool, err error) {
 	out("first action: incident records (step started; whole seconds, as records keep times)\n")
 	out("           p50 %s  p90 %s  p99 %s  max %s\n", round(pct(fromRecord, 50)), round(pct(fromRecord, 90)), round(pct(fromRecord, 99)), round(pct(fromRecord, 100)))
 	ah := m.histogram("firebreak_accept_duration_seconds")
-	out("intake on the server's clock (firebreak_accept_duration_seconds: arrival → 2xx written): p50 %s  p99 %s\n", ah.quantile(0.5), ah.quantile(0.99))
+	dh := m.histogram("firebreak_decision_latency_seconds")
+	out("phases on the server's clock, p50 / p99: arrival → 2xx written %s / %s (firebreak_accept_duration_seconds);\n", ah.quantile(0.5), ah.quantile(0.99))
+	out("           arrival → alerts decided %s / %s (firebreak_decision_latency_seconds, per webhook)\n", dh.quantile(0.5), dh.quantile(0.99))
 	sd := m.labelledHistogram("firebreak_step_duration_seconds", `action="notify"`)
 	out("notify's own I/O (firebreak_step_duration_seconds{action=\"notify\"}): mean %s over %d steps\n", sd.mean(), int(sd.count))
 	if rssErr != nil {

@@ -14,6 +14,7 @@ type metrics struct {
 	steps          *prometheus.CounterVec // by action and result
 	stepSeconds    *prometheus.HistogramVec
 	firstAction    prometheus.Histogram
+	decideSeconds  prometheus.Histogram
 	acceptSeconds  prometheus.Histogram
 	queueDepth     prometheus.Gauge
 	reloads        *prometheus.CounterVec // by result
@@ -49,6 +50,11 @@ func newMetrics() *metrics {
 		// Fine buckets (×1.26, 0.5 ms to 30 s): a storm's p99 is read from them.
 		Buckets: prometheus.ExponentialBucketsRange(0.0005, 30, 48),
 	})
+	m.decideSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "firebreak_decision_latency_seconds",
+		Help:    "From an alert request's arrival to its alerts decided (opened, joined, resolved) in the incident log, steps not yet started.",
+		Buckets: prometheus.ExponentialBucketsRange(0.0005, 30, 48),
+	})
 	m.acceptSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "firebreak_accept_duration_seconds",
 		Help:    "From an alert request's arrival to its 2xx: decode, journal.",
@@ -67,7 +73,7 @@ func newMetrics() *metrics {
 		Help: "Journal entries handled again after the repository could not record them.",
 	})
 	m.reg.MustRegister(m.alerts, m.requests, m.incidents, m.steps, m.stepSeconds, m.firstAction,
-		m.acceptSeconds, m.queueDepth, m.reloads, m.journalRetries,
+		m.decideSeconds, m.acceptSeconds, m.queueDepth, m.reloads, m.journalRetries,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -300,6 +300,13 @@ func TestAcceptAndHandle(t *testing.T) {
 	if code != http.StatusOK || !strings.Contains(body, `firebreak_alerts_received_total{outcome="accepted",source="alertmanager"} 4`) {
 		t.Errorf("metrics:\n%s", body)
 	}
+	// Two webhooks accepted, each decided once; two incidents opened,
+	// each one's first step timed.
+	for _, series := range []string{"firebreak_decision_latency_seconds_count 2", "firebreak_first_action_latency_seconds_count 2"} {
+		if !strings.Contains(body, series+"\n") {
+			t.Errorf("metrics: no %q", series)
+		}
+	}
 	if code, body := s.get("/readyz"); code != http.StatusOK {
 		t.Errorf("readyz %d %s", code, body)
 	}

@@ -52,6 +52,7 @@ func (s *Server) release() {
 // not wait for them. The accepted alerts are never dropped.
 func (s *Server) handle(ctx context.Context, j job) {
 	id, entry := j.id, j.entry
+	fresh := entry != nil // accepted by this process, not left by the last
 	if entry == nil {
 		var err error
 		if entry, err = s.cfg.Journal.Read(id); err != nil {
@@ -62,6 +63,9 @@ func (s *Server) handle(ctx context.Context, j job) {
 	}
 	e := s.engine.Load()
 	h := e.Start(ctx, entry.Alerts)
+	if fresh {
+		s.m.decideSeconds.Observe(time.Since(entry.Received).Seconds())
+	}
 	s.inflight.Go(func() {
 		for attempt := 1; ; attempt++ {
 			outcomes, err := h.Wait()
