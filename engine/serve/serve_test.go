@@ -363,6 +363,35 @@ func TestJournalSurvivesCrash(t *testing.T) {
 	s.waitFor("the journal to drain", s.journalEmpty)
 }
 
+// TestJournalBacklogBeyondMaxPending: a journal left holding more entries
+// than --max-pending is handled whole in this start, as handling frees
+// room, not left for the next one.
+func TestJournalBacklogBeyondMaxPending(t *testing.T) {
+	s := newSite(t)
+	j, err := serve.OpenJournal(s.journal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 7
+	for i := range n {
+		svc := fmt.Sprintf("svc-%d", i)
+		a := schema.Alert{Source: "alertmanager", Status: "firing", Fingerprint: "fp-" + svc,
+			Labels:   map[string]string{"alertname": "Chatty", "service": svc},
+			StartsAt: time.Date(2026, 11, 21, 9, 0, 0, 0, time.UTC)}
+		if _, err := j.Append(&serve.Entry{Source: "alertmanager", Received: time.Now(), Alerts: []schema.Alert{a}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.start(func(c *serve.Config) { c.MaxPending, c.Workers = 2, 1 })
+	s.waitFor("every journaled alert's incident", func() bool { return len(s.incidents()) == n })
+	s.waitFor("the journal to drain", s.journalEmpty)
+	// Still accepting: the backlog's slots were all given back.
+	if code, body := s.post("/v1/alerts/alertmanager", amBody("firing", "late"), bearer...); code != http.StatusAccepted {
+		t.Fatalf("after the backlog: %d %s", code, body)
+	}
+	s.waitFor("the late alert's incident", func() bool { return len(s.incidents()) == n+1 })
+}
+
 // TestPagerDutyDuplicate: a signed PagerDuty webhook is accepted once;
 // the same X-Webhook-Id again is a duplicate.
 func TestPagerDutyDuplicate(t *testing.T) {

@@ -83,6 +83,10 @@ type Server struct {
 	ready   atomic.Bool
 	reloadM sync.Mutex
 	work    sync.WaitGroup
+	// backlog feeds the journal's entries left by the last process into
+	// the queue as it has room; closing stops it.
+	backlog sync.WaitGroup
+	closing chan struct{}
 	// inflight is the entries handled whose steps or commits are not done: see handle.
 	inflight sync.WaitGroup
 	// workCtx is what handling runs under once Serve has started; set
@@ -117,7 +121,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s := &Server{
 		cfg: cfg, m: newMetrics(), log: cfg.Log,
 		queue: make(chan job, cfg.MaxPending), slots: make(chan struct{}, cfg.MaxPending),
-		seen: newRecent(10_000), flushC: make(chan struct{}, 1),
+		seen: newRecent(10_000), flushC: make(chan struct{}, 1), closing: make(chan struct{}),
 	}
 	e, err := cfg.Load(ctx)
 	if err != nil {
@@ -181,6 +185,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, grace time.Duration
 	shutCtx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
 	_ = srv.Shutdown(shutCtx)
+	close(s.closing)
+	s.backlog.Wait() // it sends on the queue
 	close(s.queue)
 	done := make(chan struct{})
 	go func() { s.work.Wait(); s.inflight.Wait(); close(done) }()
@@ -212,15 +218,24 @@ func (s *Server) start(ctx context.Context) {
 	if err != nil {
 		s.log.Error("cannot read the journal", "error", err)
 	}
-	for _, id := range ids {
-		select {
-		case s.slots <- struct{}{}:
-			s.queue <- job{id: id}
-		default:
-			s.log.Warn("journal holds more than the queue; the rest waits for the next start", "pending", len(ids))
-		}
+	// Each entry takes a slot, as an accepted request does; those beyond
+	// --max-pending go in as handling frees slots, not at the next start.
+	if len(ids) > cap(s.slots) {
+		s.log.Warn("journal holds more than --max-pending; the rest goes in as the queue drains", "pending", len(ids), "max_pending", cap(s.slots))
 	}
-	s.m.queueDepth.Set(float64(len(s.slots)))
+	s.backlog.Go(func() {
+		for _, id := range ids {
+			select {
+			case s.slots <- struct{}{}:
+			case <-s.closing:
+				return
+			case <-ctx.Done():
+				return
+			}
+			s.queue <- job{id: id} // never blocks: a slot is held
+			s.m.queueDepth.Set(float64(len(s.slots)))
+		}
+	})
 	for range s.cfg.Workers {
 		s.work.Go(func() { s.worker(ctx) })
 	}
