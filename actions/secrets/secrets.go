@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 )
 
 // EnvPrefix is the prefix of the environment variables that hold secrets:
@@ -34,7 +35,13 @@ type Store struct {
 
 	mu     sync.Mutex
 	values map[string]string // name -> value, of secrets handed out
+	// known is values as Redact reads it: every log line and error goes
+	// through Redact, so it takes no lock and allocates nothing when the
+	// text holds no secret. Get, which is rare, builds a new one.
+	known atomic.Pointer[[]secret]
 }
+
+type secret struct{ name, value string }
 
 // New returns a Store reading the process environment and, when dir is
 // not empty, files in dir.
@@ -70,8 +77,17 @@ func (s *Store) Get(name string) (string, error) {
 		return "", fmt.Errorf("secret %s: %w (set %s%s)", name, ErrNotFound, EnvPrefix, name)
 	}
 	s.mu.Lock()
-	s.values[name] = v
-	s.mu.Unlock()
+	defer s.mu.Unlock()
+	if old, ok := s.values[name]; !ok || old != v {
+		s.values[name] = v
+		known := make([]secret, 0, len(s.values))
+		for n, v := range s.values {
+			known = append(known, secret{n, v})
+		}
+		// Longest first, so a secret that contains another is replaced whole.
+		sort.Slice(known, func(i, j int) bool { return len(known[i].value) > len(known[j].value) })
+		s.known.Store(&known)
+	}
 	return v, nil
 }
 
@@ -79,19 +95,12 @@ func (s *Store) Get(name string) (string, error) {
 // [redacted NAME]. Short values are redacted too: a leaked short secret is
 // still a leak.
 func (s *Store) Redact(text string) string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if len(s.values) == 0 {
+	known := s.known.Load()
+	if known == nil {
 		return text
 	}
-	// Longest first, so a secret that contains another is replaced whole.
-	names := make([]string, 0, len(s.values))
-	for n := range s.values {
-		names = append(names, n)
-	}
-	sort.Slice(names, func(i, j int) bool { return len(s.values[names[i]]) > len(s.values[names[j]]) })
-	for _, n := range names {
-		text = strings.ReplaceAll(text, s.values[n], "[redacted "+n+"]")
+	for _, k := range *known {
+		text = strings.ReplaceAll(text, k.value, "[redacted "+k.name+"]")
 	}
 	return text
 }

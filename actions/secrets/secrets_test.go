@@ -74,3 +74,22 @@ func TestHandlerRedacts(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkRedactParallel: every log line of every run goes through
+// Redact at once; it must not serialize them.
+func BenchmarkRedactParallel(b *testing.B) {
+	s := NewFromMap(map[string]string{"A": "ghp_abc123", "B": "xoxb-1-2-3", "C": "s3cr3t"})
+	for _, n := range []string{"A", "B", "C"} {
+		if _, err := s.Get(n); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if s.Redact("step succeeded: notified channel hook of incident 2026-11-21-chatty-api") == "" {
+				b.Fatal("empty")
+			}
+		}
+	})
+}
