@@ -147,9 +147,13 @@ func New(opts Options) *Client {
 		// MaxConnsPerHost go at once (the rest wait for a connection, as
 		// part of their step), and they are kept: with the default idle
 		// pool (GOMAXPROCS+1 per host) most of them dialed a new
-		// connection and closed it after.
+		// connection and closed it after. The pool as a whole keeps a few
+		// hosts' worth: with cleanhttp's 100, a storm's notifies to one
+		// webhook evicted each other's connections (549 dialed for 2,000
+		// notifies), and every eviction scans the pool under its lock.
 		t.MaxConnsPerHost = MaxConnsPerHost
 		t.MaxIdleConnsPerHost = MaxConnsPerHost
+		t.MaxIdleConns = 4 * MaxConnsPerHost
 		base = t
 	}
 	c.rc = &retryablehttp.Client{

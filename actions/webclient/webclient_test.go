@@ -610,3 +610,55 @@ func TestAllowedHosts(t *testing.T) {
 		t.Fatalf("AllowedHosts = %q, want the default GitHub API host", got)
 	}
 }
+
+// TestKeepsConnectionsInAStorm: many requests to one host at once use at
+// most MaxConnsPerHost connections, and keep them: a second wave dials
+// nothing new. (With a pool smaller than the wave, connections were
+// evicted and dialed again.)
+func TestKeepsConnectionsInAStorm(t *testing.T) {
+	var conns atomic.Int64
+	release := make(chan struct{})
+	var arrived atomic.Int64
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		if arrived.Add(1) <= webclient.MaxConnsPerHost {
+			<-release // the first wave holds every connection at once
+		}
+	}))
+	srv.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	c := webclient.New(webclient.Options{AllowedHosts: []string{host(srv)}})
+	wave := func(n int) {
+		var wg sync.WaitGroup
+		for range n {
+			wg.Go(func() {
+				resp, err := post(t, t.Context(), c, srv.URL, "x")
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			})
+		}
+		if n == webclient.MaxConnsPerHost {
+			for arrived.Load() < webclient.MaxConnsPerHost {
+				time.Sleep(time.Millisecond)
+			}
+			close(release)
+		}
+		wg.Wait()
+	}
+	wave(webclient.MaxConnsPerHost)
+	first := conns.Load()
+	wave(2 * webclient.MaxConnsPerHost)
+	if first != webclient.MaxConnsPerHost || conns.Load() != first {
+		t.Fatalf("connections: %d for the first wave, %d after the second; want %d and no more",
+			first, conns.Load(), webclient.MaxConnsPerHost)
+	}
+}

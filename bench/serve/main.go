@@ -372,6 +372,7 @@ func bench(o options, out func(string, ...any)) (ok bool, err error) {
 	out("           arrival → alerts decided %s / %s (firebreak_decision_latency_seconds, per webhook)\n", dh.quantile(0.5), dh.quantile(0.99))
 	sd := m.labelledHistogram("firebreak_step_duration_seconds", `action="notify"`)
 	out("notify's own I/O (firebreak_step_duration_seconds{action=\"notify\"}): mean %s over %d steps\n", sd.mean(), int(sd.count))
+	out("           over %d connections the webhook accepted\n", s.hook.conns.Load())
 	if rssErr != nil {
 		out("peak RSS   unknown: %v\n", rssErr)
 	} else {

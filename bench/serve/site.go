@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -54,6 +55,10 @@ type hook struct {
 	mu    sync.Mutex
 	first map[string]time.Time
 	count map[string]int
+	// conns counts the connections the server's notifies opened: a
+	// client that keeps its connections opens about as many as it sends
+	// at once, not one per notify.
+	conns atomic.Int64
 }
 
 func (h *hook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -89,7 +94,13 @@ type site struct {
 func newSite(work string) (*site, error) {
 	s := &site{dir: filepath.Join(work, "repo"), state: filepath.Join(work, "state"), cache: filepath.Join(work, "cache"),
 		hook: &hook{first: map[string]time.Time{}, count: map[string]int{}}}
-	s.hookSrv = httptest.NewServer(s.hook)
+	s.hookSrv = httptest.NewUnstartedServer(s.hook)
+	s.hookSrv.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			s.hook.conns.Add(1)
+		}
+	}
+	s.hookSrv.Start()
 	files := map[string]string{
 		"firebreak.cue": fmt.Sprintf(`channels: hook: webhook: url: %q
 policy: {limits: runs_per_hour: 1000000, owners: "@acme/sre": notify: ["hook"]}
