@@ -6,6 +6,7 @@
 //	go run ./bench/serve -firebreak BIN     # the built binary, its own process
 //	go run ./bench/serve                    # the server in this process
 //	go run ./bench/serve -cpuprofile FILE   # in this process, profiled (FILE.block, FILE.mutex; -memprofile too)
+//	go run ./bench/serve -trace FILE        # in this process, traced: go tool trace -pprof=sched FILE
 //
 // The storm is -alerts alerts in Alertmanager webhook bodies of -batch
 // alerts over -groups alert groups (label service; the playbook groups by
@@ -57,10 +58,12 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
+	"runtime/trace"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+
 
 	"github.com/firebreak-dev/firebreak/engine/incident"
 	"github.com/firebreak-dev/firebreak/engine/serve"
@@ -73,14 +76,14 @@ const (
 )
 
 type options struct {
-	bin                          string
-	alerts, batch, groups        int
-	spread, senders, workers     int
-	maxPending, maxRuns          int
-	timeout, interval            time.Duration
-	rate                         float64
-	cpuprofile, memprofile, work string
-	keep, peer                   bool
+	bin                                 string
+	alerts, batch, groups               int
+	spread, senders, workers            int
+	maxPending, maxRuns                 int
+	timeout, interval                   time.Duration
+	rate                                float64
+	cpuprofile, memprofile, trace, work string
+	keep, peer                          bool
 }
 
 func main() {
@@ -102,6 +105,7 @@ func run(args []string, stdout io.Writer) int {
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Minute, "give up waiting for the engine after this long")
 	fs.Float64Var(&o.rate, "rate", 0, "send the storm at this arrival rate, in alerts per second, each webhook in a request of its own whatever the answers (open loop, up to 256 at once); 0: -senders senders send as fast as they are answered")
 	fs.DurationVar(&o.interval, "interval", 0, "each sender's pause after a request is accepted (a trickle instead of a storm: the engine's latency unloaded)")
+	fs.StringVar(&o.trace, "trace", "", "write an execution trace of the storm to this file, for go tool trace (in-process only)")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the storm to this file (in-process only)")
 	fs.StringVar(&o.memprofile, "memprofile", "", "write a heap profile, once the engine is done, to this file (in-process only)")
 	fs.StringVar(&o.work, "work", "", "working directory, which must not exist yet or be empty (default: a new temporary one, removed unless -keep)")
@@ -118,7 +122,7 @@ func run(args []string, stdout io.Writer) int {
 	case o.spread < 1 || per%o.spread != 0:
 		fmt.Fprintf(os.Stderr, "serve: -spread must divide the alerts per group (%d)\n", per)
 		return 2
-	case (o.cpuprofile != "" || o.memprofile != "") && o.bin != "":
+	case (o.cpuprofile != "" || o.memprofile != "" || o.trace != "") && o.bin != "":
 		fmt.Fprintln(os.Stderr, "serve: -cpuprofile and -memprofile profile the server in this process: leave out -firebreak")
 		return 2
 	}
@@ -224,14 +228,29 @@ func bench(o options, out func(string, ...any)) (ok bool, err error) {
 		runtime.SetBlockProfileRate(int(100 * time.Microsecond))
 		runtime.SetMutexProfileFraction(10)
 	}
+	if o.trace != "" {
+		f, err := os.Create(o.trace)
+		if err != nil {
+			return false, err
+		}
+		defer f.Close()
+		if err := trace.Start(f); err != nil {
+			return false, err
+		}
+		defer trace.Stop()
+	}
 	// The profile covers the storm up to the last first action: what the
 	// latency goal is about, not the commits after it.
-	profiling := o.cpuprofile != ""
+	profiling := o.cpuprofile != "" || o.trace != ""
 	stopProfile := func() {
 		if !profiling {
 			return
 		}
 		profiling = false
+		trace.Stop()
+		if o.cpuprofile == "" {
+			return
+		}
 		pprof.StopCPUProfile()
 		for _, kind := range []string{"block", "mutex"} {
 			if f, err := os.Create(o.cpuprofile + "." + kind); err == nil {
