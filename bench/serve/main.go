@@ -64,7 +64,6 @@ import (
 	"strings"
 	"time"
 
-
 	"github.com/firebreak-dev/firebreak/engine/incident"
 	"github.com/firebreak-dev/firebreak/engine/serve"
 )
