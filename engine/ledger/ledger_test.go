@@ -193,6 +193,63 @@ func TestLocalWrite(t *testing.T) {
 	}
 }
 
+// TestLocalWriteAsPack: a write of many files puts its objects in one
+// pack, which git reads, and the ledger reads and builds on at once; a
+// small write after it stays loose.
+func TestLocalWriteAsPack(t *testing.T) {
+	ctx := t.Context()
+	dir := newRepo(t, seed)
+	l := openLocalT(t, dir, Options{})
+	loose := func() (objects, packs string) {
+		t.Helper()
+		for _, line := range strings.Split(git(t, dir, "count-objects", "-v"), "\n") {
+			k, v, _ := strings.Cut(line, ": ")
+			switch k {
+			case "count":
+				objects = v
+			case "packs":
+				packs = v
+			}
+		}
+		return objects, packs
+	}
+	beforeLoose, _ := loose()
+
+	files := map[string][]byte{}
+	for i := range 2 * packMin {
+		files[incidentPath("pack", i)] = []byte(incidentBody("pack", i))
+	}
+	commit, changed, err := l.Write(ctx, "a storm's records", files)
+	if err != nil || !changed {
+		t.Fatalf("Write = %s, %v, %v", commit, changed, err)
+	}
+	if objects, packs := loose(); objects != beforeLoose || packs != "1" {
+		t.Errorf("after a write of %d files: %s loose objects (was %s), %s packs; want no new loose object and 1 pack",
+			len(files), objects, beforeLoose, packs)
+	}
+	checkClean(t, dir)
+	// git and the ledger both read every file back.
+	for p, want := range files {
+		if got := git(t, dir, "show", "HEAD:"+p); got != strings.TrimSpace(string(want)) {
+			t.Fatalf("git show %s = %q, want %q", p, got, want)
+		}
+		if got, err := l.Read(ctx, p); err != nil || string(got) != string(want) {
+			t.Fatalf("Read %s = %q, %v", p, got, err)
+		}
+	}
+	path := incidentPath("pack", 0)
+	if _, _, err := l.Write(ctx, "one update", map[string][]byte{path: []byte("updated\n")}); err != nil {
+		t.Fatal(err)
+	}
+	if objects, packs := loose(); objects == beforeLoose || packs != "1" {
+		t.Errorf("after a small write: %s loose objects (was %s), %s packs; want loose objects and still 1 pack", objects, beforeLoose, packs)
+	}
+	if got := git(t, dir, "show", "HEAD:"+path); got != "updated" {
+		t.Errorf("git show = %q", got)
+	}
+	checkClean(t, dir)
+}
+
 func TestLocalAuthorAndEmptyFile(t *testing.T) {
 	dir := newRepo(t, seed)
 	l := openLocalT(t, dir, Options{AuthorName: "Fire Breaker", AuthorEmail: "fb@example.com"})

@@ -129,6 +129,7 @@ func (r *local) update(ctx context.Context, branch, base string, plan plan) (str
 // taken before reading.
 func (r *local) try(ctx context.Context, branch, base string, plan plan, onHead bool, held *locks) (commit string, changed, raced bool, err error) {
 	defer held.release()
+	defer r.objs.discard() // what an attempt that stops early put
 	parent, exists, err := r.lay.readRef(branch)
 	if err != nil {
 		return "", false, false, err
@@ -155,8 +156,9 @@ func (r *local) try(ctx context.Context, branch, base string, plan plan, onHead 
 		return "", false, false, err
 	}
 
-	// Blobs, trees, commit: written before any lock is taken. Objects
-	// nobody refers to are harmless and git gc prunes them.
+	// Blobs, trees, commit: written before any lock is taken, all at
+	// once (as one pack when there are many). Objects nobody refers to
+	// are harmless and git gc prunes them.
 	ed, err := newEditor(r.objs, fromTree)
 	if err != nil {
 		return "", false, false, err
@@ -246,6 +248,9 @@ func (r *local) try(ctx context.Context, branch, base string, plan plan, onHead 
 			return "", false, false, err
 		}
 		changed = true
+	}
+	if err := r.objs.flush(); err != nil {
+		return "", false, false, err
 	}
 
 	if held == nil {
