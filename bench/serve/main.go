@@ -57,6 +57,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"runtime/pprof"
 	"runtime/trace"
 	"slices"
@@ -124,6 +125,15 @@ func run(args []string, stdout io.Writer) int {
 	case (o.cpuprofile != "" || o.memprofile != "" || o.trace != "") && o.bin != "":
 		fmt.Fprintln(os.Stderr, "serve: -cpuprofile and -memprofile profile the server in this process: leave out -firebreak")
 		return 2
+	}
+	if o.bin != "" && os.Getenv("GOGC") == "" {
+		// This process is the load: the senders, the webhook the notifies
+		// reach, and the peer. It shares the two cores with the server, and
+		// its garbage collections showed up in the server's tail: at 10,000
+		// alerts/s, 2 of 8 storms over the latency goal with this process
+		// at GOGC=100, none of 8 at 400, the server at its default in both.
+		// The server's own process is left as it is.
+		debug.SetGCPercent(400)
 	}
 	w := bufio.NewWriter(stdout)
 	defer w.Flush()
@@ -455,13 +465,21 @@ func bench(o options, out func(string, ...any)) (ok bool, err error) {
 
 	out("\n")
 	p99 := pct(delivered, 99)
-	if o.rate > 0 {
-		out("check accepted alerts/s: %.0f (figure; arrivals paced at %.0f/s: the intake goal is the as-fast-as-answered storm's)\n", rate, o.rate)
-	} else {
-		out("goal  accepted alerts/s >= %.0f: %.0f %s\n", goalRate, rate, verdict(rate >= goalRate))
-	}
 	goalMet := p99Known && p99Upper <= goalFirstAction.Seconds()
-	out("goal  engine's added latency, receipt → first action started, p99 <= %s: bucket ≤ %s %s\n", goalFirstAction, dur(p99Upper), verdict(goalMet))
+	if o.rate > 0 {
+		// The storm arrives at a stated rate, as a latency goal needs: the
+		// intake goal holds when every alert is accepted as it comes, and
+		// the latency is the engine's, not a queue's.
+		kept := rate >= goalRate && rate >= 0.95*o.rate && res.retried503 == 0 && res.retriedErrs == 0
+		out("goal  accepted alerts/s >= %.0f, arriving at %.0f/s: %.0f, none sent again %s\n", goalRate, o.rate, rate, verdict(kept))
+		out("goal  engine's added latency, receipt → first action started, p99 <= %s: bucket ≤ %s %s\n", goalFirstAction, dur(p99Upper), verdict(goalMet))
+	} else {
+		// As fast as answered, the senders keep both cores busy: the rate
+		// is the engine's capacity, and its latency is mostly waiting for
+		// a core (see bench/README.md), a figure rather than the goal.
+		out("goal  accepted alerts/s >= %.0f: %.0f %s\n", goalRate, rate, verdict(rate >= goalRate))
+		out("check engine's added latency at saturation, receipt → first action started, p99: bucket ≤ %s (figure; the goal is held at a stated rate, -rate)\n", dur(p99Upper))
+	}
 	out("check first action p99 on the bench's clock, sent → delivered (with the request's upload and the notify's I/O): %s (figure)\n", round(p99))
 	lat := res.latencies()
 	out("check request→2xx p99: %s (figure)\n", round(pct(lat, 99)))
