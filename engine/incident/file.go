@@ -377,6 +377,18 @@ func readsBack(fm []byte, in *Incident) bool {
 // frontMatter writes the record as YAML, building the node tree by hand
 // so that the key order and every scalar's style are decided here.
 func frontMatter(in *Incident, quoteAll bool) ([]byte, error) {
+	doc := frontMatterNode(in, quoteAll)
+	if out, ok := emit(doc); ok && !quoteAll {
+		return out, nil
+	}
+	out, err := yamlEncode(doc)
+	if err != nil {
+		return nil, fmt.Errorf("incident %s: encode front matter: %w", in.ID, err)
+	}
+	return out, nil
+}
+
+func frontMatterNode(in *Incident, quoteAll bool) *yaml.Node {
 	w := writer{quoteAll: quoteAll}
 	ts := in.Timestamps
 	doc := mapping(
@@ -442,17 +454,7 @@ func frontMatter(in *Incident, quoteAll bool) ([]byte, error) {
 	add(doc, "alerts", flowIfEmpty(alerts))
 	add(doc, "steps", flowIfEmpty(steps))
 	add(doc, "timeline", flowIfEmpty(timeline))
-
-	var b bytes.Buffer
-	enc := yaml.NewEncoder(&b)
-	enc.SetIndent(2)
-	if err := enc.Encode(doc); err != nil {
-		return nil, fmt.Errorf("incident %s: encode front matter: %w", in.ID, err)
-	}
-	if err := enc.Close(); err != nil {
-		return nil, fmt.Errorf("incident %s: encode front matter: %w", in.ID, err)
-	}
-	return b.Bytes(), nil
+	return doc
 }
 
 type writer struct{ quoteAll bool }
@@ -502,10 +504,15 @@ func plain(s string) bool {
 	if len(s) > 200 || !plainWord.MatchString(s) || yaml11Words[strings.ToLower(s)] {
 		return false
 	}
-	if _, err := strconv.ParseFloat(strings.ReplaceAll(s, "_", ""), 64); err == nil {
+	// yaml.v3 drops underscores before it tries a number: 0B0_ is 0.
+	num := strings.ReplaceAll(s, "_", "")
+	if _, err := strconv.ParseFloat(num, 64); err == nil {
 		return false
 	}
-	if _, err := strconv.ParseInt(s, 0, 64); err == nil {
+	if _, err := strconv.ParseInt(num, 0, 64); err == nil {
+		return false
+	}
+	if _, err := strconv.ParseUint(num, 0, 64); err == nil {
 		return false
 	}
 	// A date or a time: digits and dashes, say 2026-11-21. Ids start

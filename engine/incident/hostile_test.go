@@ -146,6 +146,7 @@ var (
 // safe.
 func checkSafe(t *testing.T, in *Incident) {
 	t.Helper()
+	checkEmit(t, in)
 	data, err := Marshal(in)
 	if err != nil {
 		t.Fatal(err)
@@ -293,4 +294,25 @@ func TestEscapeMarkdown(t *testing.T) {
 			t.Errorf("EscapeMarkdown(%q) = %q, want %q", tc.in, got, tc.want)
 		}
 	}
+}
+
+// checkEmit: where emit writes a record's front matter, it writes exactly
+// what yaml.v3 writes.
+func checkEmit(t *testing.T, in *Incident) (emitted bool) {
+	t.Helper()
+	c := in.Clone()
+	c.Normalize()
+	doc := frontMatterNode(c, false)
+	got, ok := emit(doc)
+	if !ok {
+		return false
+	}
+	want, err := yamlEncode(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("emit differs from yaml.v3:\n--- emit\n%s\n--- yaml.v3\n%s", got, want)
+	}
+	return true
 }

@@ -377,6 +377,21 @@ func TestHelpers(t *testing.T) {
 	}
 }
 
+// TestEmitWritesRealRecords: the records a storm writes, ASCII, take
+// emit's path, and it writes them as yaml.v3 does (checkSafe holds it to
+// that for the hostile ones and the fuzzed ones too).
+func TestEmitWritesRealRecords(t *testing.T) {
+	in := realistic()
+	if !checkEmit(t, in) {
+		t.Fatal("emit did not write a realistic record")
+	}
+	in.Steps, in.Timeline, in.Group = nil, nil, nil // empty collections: [] and {}
+	in.Timestamps = Timestamps{}
+	if !checkEmit(t, in) {
+		t.Fatal("emit did not write a record with empty collections")
+	}
+}
+
 func BenchmarkMarshal(b *testing.B) {
 	in := realistic()
 	for b.Loop() {
