@@ -60,6 +60,7 @@ func (e *Engine) Flush(ctx context.Context) (int, error) {
 type delivery struct {
 	done    []string
 	dropped map[string]string // key → why
+	notes   []string          // for the timeline
 	issue   int
 	pr      int
 }
@@ -131,6 +132,10 @@ func (e *Engine) flushIncident(ctx context.Context, id string) (int, error) {
 			in.Record(incident.Event{At: now, Kind: incident.EventNote, Text: "GitHub refused " + k + ": " + why})
 			t.put(p, in)
 		}
+		for _, note := range d.notes {
+			in.Record(incident.Event{At: now, Kind: incident.EventNote, Text: note})
+			t.put(p, in)
+		}
 		t.note("incident %s: GitHub sent %s", id, strings.Join(paid, ", "))
 		return nil
 	})
@@ -167,8 +172,15 @@ func (e *Engine) send(ctx context.Context, in *incident.Incident, key string, d 
 		return e.GitHub.CloseIssue(ctx, n, closeComment(in))
 	case key == keyPR:
 		n, err := e.GitHub.EnsurePullRequest(ctx, e.prSpec(in))
-		if err != nil {
-			return err
+		switch {
+		case err != nil && (n == 0 || github.IsTransient(err)):
+			return err // sent again: the pull request is found, not opened twice
+		case err != nil:
+			// The pull request is open; GitHub refused only its
+			// reviewers (a team that is not a collaborator, say). The
+			// record and the issue still get its number.
+			e.log().Warn("postmortem pull request opened; GitHub refused its reviewers", "incident", in.ID, "pull", n, "error", err)
+			d.notes = append(d.notes, fmt.Sprintf("GitHub refused the reviewers of pull request #%d: %v", n, err))
 		}
 		d.pr = n
 		if num, err := issue(); err == nil {

@@ -363,6 +363,52 @@ func TestGitHubDownOutbox(t *testing.T) {
 	}
 }
 
+// TestReviewersRefused: GitHub opens the postmortem pull request but
+// refuses its reviewers (422: a team that is not a collaborator). The
+// pull request is not opened again, and the record and the issue still
+// name it; the refusal is in the timeline.
+func TestReviewersRefused(t *testing.T) {
+	w := newWorld(t, true)
+	e := w.engine()
+	start := w.clock.Now().Add(-3 * time.Minute)
+	o := one(t, handle(t, e, alertOf("CrashLoop", "api", "firing", "fp-api", start)), respond.Opened)
+	if _, err := e.Flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	w.gh.Inject(githubtest.Rule{Method: "POST", Path: `^/repos/acme/ops/pulls/\d+/requested_reviewers$`, Times: -1, Fault: githubtest.Fail(422)})
+	w.clock.advance(10 * time.Minute)
+	resolved := alertOf("CrashLoop", "api", "resolved", "fp-api", start)
+	resolved.EndsAt = w.clock.Now()
+	one(t, handle(t, e, resolved), respond.Resolved)
+	for range 2 {
+		if _, err := e.Flush(t.Context()); err != nil {
+			t.Fatalf("flush: %v", err)
+		}
+	}
+	pulls := w.gh.Pulls()
+	if len(pulls) != 1 {
+		t.Fatalf("%d pull requests, want 1", len(pulls))
+	}
+	in := w.record(o.Incident)
+	if in.PostmortemPR != pulls[0].Number {
+		t.Errorf("record postmortem_pr %d, want %d", in.PostmortemPR, pulls[0].Number)
+	}
+	noted := false
+	for _, ev := range in.Timeline {
+		noted = noted || strings.Contains(ev.Text, "refused the reviewers of pull request")
+	}
+	if !noted {
+		t.Errorf("the timeline does not say the reviewers were refused: %+v", in.Timeline)
+	}
+	is := w.gh.Issues()[0]
+	if last := is.Comments[len(is.Comments)-1].Body; !strings.Contains(last, fmt.Sprintf("#%d", pulls[0].Number)) {
+		t.Errorf("the issue's last comment does not link the pull request: %q", last)
+	}
+	if got := w.gitCLI("ls-files", ".firebreak/outbox"); got != "" {
+		t.Errorf("outbox: %q", got)
+	}
+}
+
 // TestRaceOneIncident: two engines (two processes) on one repository get
 // the same alert at once: one incident, its steps run once.
 func TestRaceOneIncident(t *testing.T) {
