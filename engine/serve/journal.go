@@ -57,6 +57,16 @@ type Journal struct {
 	created  bool
 	damaged  []string // segments read at open with a damaged record
 
+	// spare is a zero-filled file, synced, that becomes the next segment
+	// (Preallocate): appends then write over blocks the file has, so
+	// fdatasync has only their data to write, no size or block allocation
+	// to commit to the filesystem's journal, which other files' changes
+	// share. As databases keep their log files.
+	spare              *os.File
+	keepSpare, closing bool
+	preparing          bool
+	prep               sync.WaitGroup
+
 	// The syncs: the running one's leader takes next, the round that
 	// every append arriving meanwhile waits for.
 	smu     sync.Mutex
@@ -201,17 +211,18 @@ func record(data []byte) (kind byte, payload []byte, n int, err error) {
 }
 
 // torn reports whether a bad record at the start of data is what a crash
-// during an append leaves: a last record cut short, or zeros where the
-// file grew but its data never reached the disk.
+// during an append leaves: the last record, cut short or not all on disk,
+// with nothing but zeros after it (where the file grew, or was
+// preallocated, and nothing else was written).
 func torn(data []byte) bool {
 	if len(data) < recordHeader {
 		return true
 	}
-	size := binary.LittleEndian.Uint32(data)
-	if int64(size) > int64(len(data)-recordHeader) || recordHeader+int(size) == len(data) {
-		return true
+	end := len(data)
+	if size := int64(binary.LittleEndian.Uint32(data)); size <= int64(len(data)-recordHeader) {
+		end = recordHeader + int(size)
 	}
-	return len(bytes.Trim(data, "\x00")) == 0
+	return len(bytes.Trim(data[end:], "\x00")) == 0
 }
 
 func appendRecord(buf []byte, kind byte, parts ...[]byte) []byte {
@@ -307,7 +318,7 @@ func (j *Journal) writeLocked(rec []byte) (*segment, int64, error) {
 	}
 	seg := j.active
 	off := seg.size
-	n, err := seg.f.Write(rec)
+	n, err := seg.f.WriteAt(rec, off)
 	seg.size += int64(n)
 	if err != nil {
 		// Whatever part was written is a torn record: nothing more goes
@@ -318,13 +329,23 @@ func (j *Journal) writeLocked(rec []byte) (*segment, int64, error) {
 	return seg, off, nil
 }
 
-// rotateLocked starts a new active segment.
+// rotateLocked starts a new active segment: the spare when one is ready,
+// else a new, empty file.
 func (j *Journal) rotateLocked() error {
 	seq := max(uint64(time.Now().UnixNano()), j.lastSeq+1)
-	f, err := os.OpenFile(j.segmentPath(seq), os.O_CREATE|os.O_EXCL|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		return err
+	f := j.spare
+	j.spare = nil
+	if f != nil && os.Rename(f.Name(), j.segmentPath(seq)) != nil {
+		f.Close()
+		f = nil
 	}
+	if f == nil {
+		var err error
+		if f, err = os.OpenFile(j.segmentPath(seq), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600); err != nil {
+			return err
+		}
+	}
+	defer j.prepareLocked()
 	if old := j.active; old != nil {
 		// Its last records may wait for a sync; the sync closes it.
 		j.unsynced = append(j.unsynced, old.f)
@@ -336,6 +357,63 @@ func (j *Journal) rotateLocked() error {
 	j.created = true
 	j.collectLocked()
 	return nil
+}
+
+// Preallocate has the journal keep a zero-filled segment ready for its
+// next one, prepared in the background; the first is prepared now. A
+// server calls it; a process that only reads the journal does not.
+func (j *Journal) Preallocate() {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.keepSpare = true
+	j.prepareLocked()
+}
+
+const spareName = "spare.wal.tmp" // removed by OpenJournal if left
+
+func (j *Journal) prepareLocked() {
+	if !j.keepSpare || j.closing || j.spare != nil || j.preparing {
+		return
+	}
+	j.preparing = true
+	size := j.segMax
+	j.prep.Go(func() {
+		f, err := zeroFile(filepath.Join(j.dir, spareName), size)
+		j.mu.Lock()
+		defer j.mu.Unlock()
+		j.preparing = false
+		switch {
+		case err != nil:
+			// The next segment is a new, growing file, as without.
+		case j.closing:
+			f.Close()
+			os.Remove(f.Name())
+		default:
+			j.spare = f
+		}
+	})
+}
+
+// zeroFile writes a file of size zero bytes and syncs it whole, size and
+// blocks.
+func zeroFile(name string, size int64) (*os.File, error) {
+	f, err := os.OpenFile(name, os.O_CREATE|os.O_TRUNC|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	zeros := make([]byte, 1<<20)
+	for off := int64(0); off < size && err == nil; off += int64(len(zeros)) {
+		_, err = f.WriteAt(zeros[:min(int64(len(zeros)), size-off)], off)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if err != nil {
+		f.Close()
+		os.Remove(name)
+		return nil, err
+	}
+	return f, nil
 }
 
 // durable returns once everything written before the call is on disk.
@@ -569,13 +647,22 @@ func (j *Journal) Pending() ([]string, error) {
 func (j *Journal) Close() error {
 	err := j.durable()
 	j.mu.Lock()
-	defer j.mu.Unlock()
+	j.closing = true
 	if j.active != nil {
 		err = errors.Join(err, j.active.f.Close())
 		j.active.f = nil
 		j.active = nil
 	}
 	j.collectLocked()
+	j.mu.Unlock()
+	j.prep.Wait()
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.spare != nil {
+		j.spare.Close()
+		os.Remove(j.spare.Name())
+		j.spare = nil
+	}
 	return err
 }
 

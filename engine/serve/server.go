@@ -218,6 +218,7 @@ func (s *Server) start(ctx context.Context) {
 	if err != nil {
 		s.log.Error("cannot read the journal", "error", err)
 	}
+	s.cfg.Journal.Preallocate()
 	// Each entry takes a slot, as an accepted request does; those beyond
 	// --max-pending go in as handling frees slots, not at the next start.
 	if len(ids) > cap(s.slots) {
