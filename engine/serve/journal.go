@@ -333,11 +333,14 @@ func (j *Journal) writeLocked(rec []byte) (*segment, int64, error) {
 // else a new, empty file.
 func (j *Journal) rotateLocked() error {
 	seq := max(uint64(time.Now().UnixNano()), j.lastSeq+1)
-	f := j.spare
-	j.spare = nil
-	if f != nil && os.Rename(f.Name(), j.segmentPath(seq)) != nil {
-		f.Close()
-		f = nil
+	var f *os.File
+	if spare := j.spare; spare != nil {
+		j.spare = nil
+		spare.Close()
+		// Opened again by its new name, which errors then give.
+		if os.Rename(spare.Name(), j.segmentPath(seq)) == nil {
+			f, _ = os.OpenFile(j.segmentPath(seq), os.O_WRONLY, 0)
+		}
 	}
 	if f == nil {
 		var err error
