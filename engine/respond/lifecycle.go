@@ -249,13 +249,29 @@ func (e *Engine) IncidentOfIssue(ctx context.Context, number int) (string, error
 // List reads every incident record, newest first by path. Files it cannot
 // read are reported in errs, not fatal.
 func (e *Engine) List(ctx context.Context) (ins []*incident.Incident, errs []error, err error) {
-	files, err := e.Ledger.List(ctx, e.dir())
+	var files []string
+	if e.Recorder != nil {
+		// What the log has applied, committed or not, as Get reads it.
+		files, err = e.Recorder.paths(ctx, e.dir())
+	} else {
+		files, err = e.Ledger.List(ctx, e.dir())
+	}
 	if err != nil {
 		return nil, nil, err
 	}
 	for i := len(files) - 1; i >= 0; i-- {
 		p := files[i]
 		if path.Ext(p) != ".md" {
+			continue
+		}
+		if e.Recorder != nil {
+			in, err := e.Recorder.get(p)
+			switch {
+			case err != nil:
+				errs = append(errs, fmt.Errorf("%s: %w", p, err))
+			case in != nil:
+				ins = append(ins, in)
+			}
 			continue
 		}
 		data, err := e.Ledger.Read(ctx, p)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -280,6 +281,26 @@ func (r *Recorder) get(p string) (*incident.Incident, error) {
 		return nil, err
 	}
 	return in.Clone(), nil
+}
+
+// paths lists the files under dir as the log has them: those committed
+// and those its changes added since.
+func (r *Recorder) paths(ctx context.Context, dir string) ([]string, error) {
+	files, err := r.ledger.List(ctx, dir)
+	if err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	for t := r.cur; t != nil; t = t.parent {
+		for p, in := range t.records {
+			if in != nil && strings.HasPrefix(p, dir+"/") {
+				files = append(files, p)
+			}
+		}
+	}
+	r.mu.Unlock()
+	slices.Sort(files)
+	return slices.Compact(files), nil
 }
 
 // Run commits what is applied until ctx ends. A commit that fails is

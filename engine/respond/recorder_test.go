@@ -121,6 +121,46 @@ func TestRecorderBatchesCommits(t *testing.T) {
 	}
 }
 
+// TestRecorderListsWhatIsNotCommitted: with a Recorder, List and Get show
+// an incident as soon as it is applied, before any commit (its committer
+// is not even running), and after the commit still once.
+func TestRecorderListsWhatIsNotCommitted(t *testing.T) {
+	w := newWorld(t, false)
+	e := w.engine()
+	r, run := withRecorder(t, w, e, 0)
+	before := commits(w)
+	o := one(t, handle(t, e, alertOf("Chatty", "api", "firing", "fp-api", w.clock.Now())), respond.Opened)
+	if commits(w) != before {
+		t.Fatalf("a commit without the committer running")
+	}
+	ids := func() []string {
+		t.Helper()
+		ins, errs, err := e.List(t.Context())
+		if err != nil || len(errs) > 0 {
+			t.Fatalf("List: %v %v", err, errs)
+		}
+		var out []string
+		for _, in := range ins {
+			out = append(out, in.ID+"="+string(in.Status))
+		}
+		return out
+	}
+	want := []string{o.Incident + "=" + string(incident.Mitigated)}
+	if got := ids(); !slices.Equal(got, want) {
+		t.Errorf("List before the commit: %v, want %v", got, want)
+	}
+	if in, err := e.Get(t.Context(), o.Incident); err != nil || in.Status != incident.Mitigated {
+		t.Errorf("Get before the commit: %v, %v", in, err)
+	}
+	run()
+	if err := r.Wait(t.Context(), r.Applied()); err != nil {
+		t.Fatal(err)
+	}
+	if got := ids(); !slices.Equal(got, want) {
+		t.Errorf("List after the commit: %v, want %v", got, want)
+	}
+}
+
 // TestRecorderAnotherWriter: another engine commits an incident while the
 // Recorder holds changes not committed; the Recorder applies them again
 // on the new head, so both incidents and both entries of the shared index
