@@ -146,7 +146,8 @@ func (o *objectStore) discard() { o.pending = nil }
 // commit of 2,000 incident records was 4,000 files and seconds of CPU.
 // A pack is two files. Small writes (one incident's update is about five
 // objects) stay loose, as git keeps small fetches loose (its
-// transfer.unpackLimit is 100), so packs do not pile up.
+// transfer.unpackLimit is 100): only a storm's commits make packs, which
+// git gc folds together.
 const packMin = 100
 
 // flush writes the pending objects. Objects that are there already are
