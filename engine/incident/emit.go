@@ -35,9 +35,9 @@ func (e *emitter) mapping(n *yaml.Node, indent int) bool {
 			e.indent(indent)
 		}
 		k, v := n.Content[i], n.Content[i+1]
-		// yaml.v3 writes a key longer than 128, or of more than one
-		// line, as an explicit "? " key.
-		if k.Kind != yaml.ScalarNode || len(k.Value) > 100 || strings.ContainsAny(k.Value, "\r\n") || !e.scalar(k) {
+		// yaml.v3 writes a key longer than 128, or with a line break
+		// (YAML's: \r, \n, NEL, LS, PS), as an explicit "? " key.
+		if k.Kind != yaml.ScalarNode || len(k.Value) > 100 || strings.ContainsAny(k.Value, "\r\n\u0085\u2028\u2029") || !e.scalar(k) {
 			return false
 		}
 		e.b = append(e.b, ':')
