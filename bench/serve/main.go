@@ -398,6 +398,8 @@ func bench(o options, out func(string, ...any)) (ok bool, err error) {
 	dh := m.histogram("firebreak_decision_latency_seconds")
 	out("phases on the server's clock, p50 / p99: arrival → 2xx written %s / %s (firebreak_accept_duration_seconds);\n", ah.quantile(0.5), ah.quantile(0.99))
 	out("           arrival → alerts decided %s / %s (firebreak_decision_latency_seconds, per webhook)\n", dh.quantile(0.5), dh.quantile(0.99))
+	jh := m.histogram("firebreak_journal_sync_seconds")
+	out("           journal syncs %s / %s, %d of them (firebreak_journal_sync_seconds: the disk)\n", jh.quantile(0.5), jh.quantile(0.99), int(jh.count))
 	sd := m.labelledHistogram("firebreak_step_duration_seconds", `action="notify"`)
 	out("notify's own I/O (firebreak_step_duration_seconds{action=\"notify\"}): mean %s over %d steps\n", sd.mean(), int(sd.count))
 	out("           over %d connections the webhook accepted\n", s.hook.conns.Load())

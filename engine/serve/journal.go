@@ -72,7 +72,8 @@ type Journal struct {
 	smu     sync.Mutex
 	syncing bool
 	next    *syncRound
-	rounds  int // syncs done, for tests
+	rounds  int                 // syncs done, for tests
+	synced  func(time.Duration) // told how long each sync took
 }
 
 // segment is one file of the log.
@@ -362,6 +363,13 @@ func (j *Journal) rotateLocked() error {
 	return nil
 }
 
+// ObserveSyncs has f told how long each sync takes.
+func (j *Journal) ObserveSyncs(f func(time.Duration)) {
+	j.smu.Lock()
+	defer j.smu.Unlock()
+	j.synced = f
+}
+
 // Preallocate has the journal keep a zero-filled segment ready for its
 // next one, prepared in the background; the first is prepared now. A
 // server calls it; a process that only reads the journal does not.
@@ -447,8 +455,13 @@ func (j *Journal) lead() {
 	for j.next != nil {
 		r := j.next
 		j.next = nil
+		synced := j.synced
 		j.smu.Unlock()
+		start := time.Now()
 		r.err = j.sync()
+		if synced != nil {
+			synced(time.Since(start))
+		}
 		j.smu.Lock()
 		j.rounds++
 		close(r.done)

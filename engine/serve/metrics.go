@@ -16,6 +16,7 @@ type metrics struct {
 	firstAction    prometheus.Histogram
 	decideSeconds  prometheus.Histogram
 	acceptSeconds  prometheus.Histogram
+	journalSync    prometheus.Histogram
 	queueDepth     prometheus.Gauge
 	reloads        *prometheus.CounterVec // by result
 	journalRetries prometheus.Counter
@@ -60,6 +61,11 @@ func newMetrics() *metrics {
 		Help:    "From an alert request's arrival to its 2xx: decode, journal.",
 		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
 	})
+	m.journalSync = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "firebreak_journal_sync_seconds",
+		Help:    "Journal syncs, each making durable every request that arrived while the one before ran; a request's 2xx waits for up to two. Slow ones are the disk.",
+		Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
+	})
 	m.queueDepth = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "firebreak_queue_depth",
 		Help: "Accepted requests whose alerts are not yet recorded in the repository.",
@@ -73,7 +79,7 @@ func newMetrics() *metrics {
 		Help: "Journal entries handled again after the repository could not record them.",
 	})
 	m.reg.MustRegister(m.alerts, m.requests, m.incidents, m.steps, m.stepSeconds, m.firstAction,
-		m.decideSeconds, m.acceptSeconds, m.queueDepth, m.reloads, m.journalRetries,
+		m.decideSeconds, m.acceptSeconds, m.journalSync, m.queueDepth, m.reloads, m.journalRetries,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

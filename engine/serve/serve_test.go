@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -306,6 +307,10 @@ func TestAcceptAndHandle(t *testing.T) {
 		if !strings.Contains(body, series+"\n") {
 			t.Errorf("metrics: no %q", series)
 		}
+	}
+	// Each accepted webhook waited for a journal sync.
+	if m := regexp.MustCompile(`firebreak_journal_sync_seconds_count (\d+)\n`).FindStringSubmatch(body); m == nil || m[1] == "0" {
+		t.Errorf("metrics: journal syncs not counted (%v)", m)
 	}
 	if code, body := s.get("/readyz"); code != http.StatusOK {
 		t.Errorf("readyz %d %s", code, body)

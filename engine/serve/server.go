@@ -219,6 +219,7 @@ func (s *Server) start(ctx context.Context) {
 		s.log.Error("cannot read the journal", "error", err)
 	}
 	s.cfg.Journal.Preallocate()
+	s.cfg.Journal.ObserveSyncs(func(d time.Duration) { s.m.journalSync.Observe(d.Seconds()) })
 	// Each entry takes a slot, as an accepted request does; those beyond
 	// --max-pending go in as handling frees slots, not at the next start.
 	if len(ids) > cap(s.slots) {
