@@ -378,8 +378,10 @@ func readsBack(fm []byte, in *Incident) bool {
 // so that the key order and every scalar's style are decided here.
 func frontMatter(in *Incident, quoteAll bool) ([]byte, error) {
 	doc := frontMatterNode(in, quoteAll)
-	if out, ok := emit(doc); ok && !quoteAll {
-		return out, nil
+	if !quoteAll { // the retry of a record that did not read back is yaml.v3's
+		if out, ok := emit(doc); ok {
+			return out, nil
+		}
 	}
 	out, err := yamlEncode(doc)
 	if err != nil {
